@@ -1,0 +1,120 @@
+// Package httpapi is ringd's REST API: apps, APNs certificates, device
+// registration (setAPNS) and pushes. Its service methods are also what the
+// web console calls, so both see the same rules.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/ringd/ringd/internal/credentials"
+	"github.com/ringd/ringd/internal/push"
+	"github.com/ringd/ringd/internal/store"
+)
+
+// AppAdminIdentifier is the UserSig identifier that acts as an app's
+// administrator, as in Tencent's service.
+const AppAdminIdentifier = "administrator"
+
+// Pusher is the part of the push pipeline the API uses.
+type Pusher interface {
+	Submit(ctx context.Context, sdkAppID int64, userID string, req push.Request) (string, error)
+	SubmitBatch(ctx context.Context, sdkAppID int64, userIDs []string, req push.Request) ([]string, error)
+	Trace(ctx context.Context, sdkAppID int64, pushID string) (*push.Trace, error)
+	Recent(ctx context.Context, sdkAppID int64, userID string, limit int) ([]push.Summary, error)
+}
+
+// Config holds the API's dependencies.
+type Config struct {
+	Store      store.Store
+	Sealer     *credentials.Sealer
+	Push       Pusher
+	AdminToken string
+	MaxDevices int
+	Now        func() time.Time
+	Logger     *slog.Logger
+	// CredentialChanged is told when a certificate is deleted, so cached
+	// key material and its APNs connections are dropped.
+	CredentialChanged func(certificateID int64)
+}
+
+// API serves the REST endpoints.
+type API struct {
+	cfg     Config
+	log     *slog.Logger
+	secrets sync.Map // sdkAppID -> secret key in clear, for UserSig checks
+}
+
+// New returns the API; Handler gives its routes.
+func New(cfg Config) *API {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.CredentialChanged == nil {
+		cfg.CredentialChanged = func(int64) {}
+	}
+	return &API{cfg: cfg, log: cfg.Logger}
+}
+
+// handlerFunc is a handler that returns its error; serve writes it.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// Handler returns the routes of the REST API.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	routes := map[string]handlerFunc{
+		"POST /v1/apps":                                a.admin(a.createApp),
+		"GET /v1/apps":                                 a.admin(a.listApps),
+		"GET /v1/apps/{sdkappid}":                      a.appAdmin(a.getApp),
+		"DELETE /v1/apps/{sdkappid}":                   a.admin(a.deleteApp),
+		"GET /v1/apps/{sdkappid}/secret":               a.admin(a.getSecret),
+		"POST /v1/apps/{sdkappid}/secret/rotate":       a.admin(a.rotateSecret),
+		"POST /v1/apps/{sdkappid}/certificates":        a.admin(a.uploadCertificate),
+		"GET /v1/apps/{sdkappid}/certificates":         a.appAdmin(a.listCertificates),
+		"GET /v1/apps/{sdkappid}/certificates/{id}":    a.appAdmin(a.getCertificate),
+		"DELETE /v1/apps/{sdkappid}/certificates/{id}": a.admin(a.deleteCertificate),
+		"GET /v1/apps/{sdkappid}/users/{user}/devices": a.appAdmin(a.userDevices),
+		"DELETE /v1/apps/{sdkappid}/devices/{token}":   a.appAdmin(a.unbindDevice),
+		"POST /v1/apps/{sdkappid}/pushes":              a.appAdmin(a.createPush),
+		"GET /v1/apps/{sdkappid}/pushes":               a.appAdmin(a.listPushes),
+		"GET /v1/apps/{sdkappid}/pushes/{id}":          a.appAdmin(a.getPush),
+		"PUT /v1/me/apns":                              a.user(a.putAPNS),
+		"DELETE /v1/me/apns":                           a.user(a.deleteAPNS),
+		"GET /v1/me/apns":                              a.user(a.listAPNS),
+	}
+	for pattern, h := range routes {
+		mux.Handle(pattern, a.serve(h))
+	}
+	mux.Handle("/v1/", a.serve(func(http.ResponseWriter, *http.Request) error { return errMethodNotFound }))
+	return mux
+}
+
+// serve runs h and writes its error, if any, as the API's error JSON.
+func (a *API) serve(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := h(w, r)
+		if err == nil {
+			return
+		}
+		e, ok := asAPIError(err)
+		if !ok {
+			e = a.unexpected(r, err)
+		}
+		writeJSON(w, e.Status, e)
+	})
+}
+
+func (a *API) unexpected(r *http.Request, err error) *Error {
+	if isUnavailable(err) {
+		a.log.Warn("store unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		return errStoreBusy
+	}
+	a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	return errInternal
+}

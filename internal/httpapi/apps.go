@@ -1,0 +1,253 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/ringd/ringd/internal/store"
+)
+
+// App is an app as the API shows it. SecretKey is set only when created,
+// rotated or revealed.
+type App struct {
+	SDKAppID  int64     `json:"sdkappid"`
+	Name      string    `json:"name"`
+	SecretKey string    `json:"secret_key,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func appView(a *store.App) App {
+	return App{SDKAppID: a.SDKAppID, Name: a.Name, CreatedAt: a.CreatedAt}
+}
+
+func secretAAD(sdkAppID int64) []byte {
+	return []byte("app-secret:" + strconv.FormatInt(sdkAppID, 10))
+}
+
+// CreateApp makes an app with a fresh SDKAppID and secret key.
+func (a *API) CreateApp(ctx context.Context, name string) (App, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || utf8.RuneCountInString(name) > 64 || !utf8.ValidString(name) {
+		return App{}, apiErr(http.StatusBadRequest, "bad_name", "name must be 1 to 64 characters")
+	}
+	secret, err := randomHex(32)
+	if err != nil {
+		return App{}, err
+	}
+	for range 5 {
+		id, err := randomSDKAppID()
+		if err != nil {
+			return App{}, err
+		}
+		sealed, err := a.cfg.Sealer.Seal([]byte(secret), secretAAD(id))
+		if err != nil {
+			return App{}, fmt.Errorf("seal secret: %w", err)
+		}
+		now := a.cfg.Now().UTC()
+		app := &store.App{SDKAppID: id, Name: name, SecretSealed: sealed, CreatedAt: now, UpdatedAt: now}
+		err = a.cfg.Store.CreateApp(ctx, app)
+		if errors.Is(err, store.ErrConflict) {
+			continue // SDKAppID taken: draw again
+		}
+		if err != nil {
+			return App{}, fmt.Errorf("create app: %w", err)
+		}
+		a.secrets.Store(id, secret)
+		v := appView(app)
+		v.SecretKey = secret
+		return v, nil
+	}
+	return App{}, errors.New("create app: no free SDKAppID after 5 draws")
+}
+
+// Apps lists every app.
+func (a *API) Apps(ctx context.Context) ([]App, error) {
+	apps, err := a.cfg.Store.Apps(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]App, 0, len(apps))
+	for i := range apps {
+		out = append(out, appView(&apps[i]))
+	}
+	return out, nil
+}
+
+// GetApp returns one app without its secret.
+func (a *API) GetApp(ctx context.Context, sdkAppID int64) (App, error) {
+	app, err := a.cfg.Store.App(ctx, sdkAppID)
+	if errors.Is(err, store.ErrNotFound) {
+		return App{}, errAppNotFound
+	}
+	if err != nil {
+		return App{}, err
+	}
+	return appView(app), nil
+}
+
+// RevealSecret returns the app with its secret key.
+func (a *API) RevealSecret(ctx context.Context, sdkAppID int64) (App, error) {
+	v, err := a.GetApp(ctx, sdkAppID)
+	if err != nil {
+		return App{}, err
+	}
+	if v.SecretKey, err = a.appSecret(ctx, sdkAppID); err != nil {
+		return App{}, err
+	}
+	return v, nil
+}
+
+// RotateSecret replaces the app's secret key; UserSigs made with the old
+// key stop verifying at once.
+func (a *API) RotateSecret(ctx context.Context, sdkAppID int64) (App, error) {
+	v, err := a.GetApp(ctx, sdkAppID)
+	if err != nil {
+		return App{}, err
+	}
+	secret, err := randomHex(32)
+	if err != nil {
+		return App{}, err
+	}
+	sealed, err := a.cfg.Sealer.Seal([]byte(secret), secretAAD(sdkAppID))
+	if err != nil {
+		return App{}, fmt.Errorf("seal secret: %w", err)
+	}
+	if err := a.cfg.Store.UpdateAppSecret(ctx, sdkAppID, sealed, a.cfg.Now().UTC()); err != nil {
+		return App{}, err
+	}
+	a.secrets.Store(sdkAppID, secret)
+	v.SecretKey = secret
+	return v, nil
+}
+
+// DeleteApp removes the app and everything of it.
+func (a *API) DeleteApp(ctx context.Context, sdkAppID int64) error {
+	certs, err := a.cfg.Store.Certificates(ctx, sdkAppID)
+	if err != nil {
+		return err
+	}
+	if err := a.cfg.Store.DeleteApp(ctx, sdkAppID); errors.Is(err, store.ErrNotFound) {
+		return errAppNotFound
+	} else if err != nil {
+		return err
+	}
+	a.secrets.Delete(sdkAppID)
+	for _, c := range certs {
+		a.cfg.CredentialChanged(c.ID)
+	}
+	return nil
+}
+
+// appSecret returns the app's secret key in clear, from a cache filled on
+// first use.
+func (a *API) appSecret(ctx context.Context, sdkAppID int64) (string, error) {
+	if v, ok := a.secrets.Load(sdkAppID); ok {
+		return v.(string), nil
+	}
+	app, err := a.cfg.Store.App(ctx, sdkAppID)
+	if err != nil {
+		return "", err
+	}
+	plain, err := a.cfg.Sealer.Open(app.SecretSealed, secretAAD(sdkAppID))
+	if err != nil {
+		return "", fmt.Errorf("open secret of app %d: %w", sdkAppID, err)
+	}
+	a.secrets.Store(sdkAppID, string(plain))
+	return string(plain), nil
+}
+
+func (a *API) createApp(w http.ResponseWriter, r *http.Request) error {
+	req, err := decodeJSON[struct {
+		Name string `json:"name"`
+	}](w, r, maxJSONBody)
+	if err != nil {
+		return err
+	}
+	app, err := a.CreateApp(r.Context(), req.Name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, app)
+	return nil
+}
+
+func (a *API) listApps(w http.ResponseWriter, r *http.Request) error {
+	apps, err := a.Apps(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"apps": apps})
+	return nil
+}
+
+func (a *API) getApp(w http.ResponseWriter, r *http.Request) error {
+	return a.appResult(w, r, a.GetApp)
+}
+
+func (a *API) getSecret(w http.ResponseWriter, r *http.Request) error {
+	return a.appResult(w, r, a.RevealSecret)
+}
+
+func (a *API) rotateSecret(w http.ResponseWriter, r *http.Request) error {
+	return a.appResult(w, r, a.RotateSecret)
+}
+
+func (a *API) appResult(w http.ResponseWriter, r *http.Request, f func(context.Context, int64) (App, error)) error {
+	id, err := pathAppID(r)
+	if err != nil {
+		return err
+	}
+	app, err := f(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, app)
+	return nil
+}
+
+func (a *API) deleteApp(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathAppID(r)
+	if err != nil {
+		return err
+	}
+	if err := a.DeleteApp(r.Context(), id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// requireApp checks that the app in the path exists.
+func (a *API) requireApp(ctx context.Context, sdkAppID int64) error {
+	_, err := a.GetApp(ctx, sdkAppID)
+	return err
+}
+
+func randomHex(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("random: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// randomSDKAppID draws a ten-digit ID in the range Tencent's look like, so
+// apps moving over keep IDs of the same shape.
+func randomSDKAppID() (int64, error) {
+	n, err := rand.Int(rand.Reader, big.NewInt(100_000_000))
+	if err != nil {
+		return 0, fmt.Errorf("random: %w", err)
+	}
+	return 1_400_000_000 + n.Int64(), nil
+}
+
+func isUnavailable(err error) bool { return errors.Is(err, store.ErrUnavailable) }

@@ -1,0 +1,132 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/ringd/ringd/internal/auth"
+	"github.com/ringd/ringd/internal/store"
+)
+
+// principal is who sent a request.
+type principal struct {
+	admin    bool   // the operator's admin token: every app
+	sdkAppID int64  // from a UserSig
+	userID   string // from a UserSig
+}
+
+func (p principal) appAdminOf(sdkAppID int64) bool {
+	return p.admin || (p.sdkAppID == sdkAppID && p.userID == AppAdminIdentifier)
+}
+
+type principalKey struct{}
+
+func principalFrom(ctx context.Context) principal {
+	p, _ := ctx.Value(principalKey{}).(principal)
+	return p
+}
+
+// authenticate reads the Authorization header. Each UserSig failure has its
+// own code so an app developer can tell an expired sig from a wrong key.
+func (a *API) authenticate(r *http.Request) (principal, error) {
+	h := r.Header.Get("Authorization")
+	scheme, cred, ok := strings.Cut(h, " ")
+	if !ok || cred == "" {
+		return principal{}, errUnauthorized
+	}
+	switch strings.ToLower(scheme) {
+	case "bearer":
+		if a.cfg.AdminToken != "" && auth.TokenEqual(cred, a.cfg.AdminToken) {
+			return principal{admin: true}, nil
+		}
+		return principal{}, apiErr(http.StatusUnauthorized, "bad_admin_token", "the admin token is wrong")
+	case "usersig":
+		return a.verifyUserSig(r.Context(), strings.TrimSpace(cred))
+	}
+	return principal{}, errUnauthorized
+}
+
+func (a *API) verifyUserSig(ctx context.Context, sig string) (principal, error) {
+	us, err := auth.ParseUserSig(sig)
+	if err != nil {
+		return principal{}, apiErr(http.StatusUnauthorized, "usersig_malformed", "the UserSig cannot be decoded: %v", err)
+	}
+	secret, err := a.appSecret(ctx, us.SDKAppID)
+	if errors.Is(err, store.ErrNotFound) {
+		return principal{}, apiErr(http.StatusUnauthorized, "usersig_unknown_app", "the UserSig is for SDKAppID %d, which this server does not know", us.SDKAppID)
+	}
+	if err != nil {
+		return principal{}, err
+	}
+	switch err := us.Verify(secret, a.cfg.Now()); {
+	case errors.Is(err, auth.ErrExpired):
+		return principal{}, apiErr(http.StatusUnauthorized, "usersig_expired", "the UserSig expired at %s; generate a new one", us.ExpiresAt().UTC().Format("2006-01-02T15:04:05Z"))
+	case errors.Is(err, auth.ErrBadSignature):
+		return principal{}, apiErr(http.StatusUnauthorized, "usersig_bad_signature", "the UserSig signature does not match SDKAppID %d's secret key (was it made with another app's key, or before the key was rotated?)", us.SDKAppID)
+	case err != nil:
+		return principal{}, apiErr(http.StatusUnauthorized, "usersig_malformed", "the UserSig is invalid: %v", err)
+	}
+	return principal{sdkAppID: us.SDKAppID, userID: us.Identifier}, nil
+}
+
+// admin allows only the admin token.
+func (a *API) admin(h handlerFunc) handlerFunc {
+	return a.withPrincipal(func(p principal, r *http.Request) error {
+		if !p.admin {
+			return errAdminOnly
+		}
+		return nil
+	}, h)
+}
+
+// appAdmin allows the admin token or the app's administrator UserSig for
+// the app in the path.
+func (a *API) appAdmin(h handlerFunc) handlerFunc {
+	return a.withPrincipal(func(p principal, r *http.Request) error {
+		id, err := pathAppID(r)
+		if err != nil {
+			return err
+		}
+		if !p.appAdminOf(id) {
+			if p.sdkAppID != 0 && p.sdkAppID != id {
+				return errAppNotFound // another app's existence is not disclosed
+			}
+			return errAdminOnly
+		}
+		return nil
+	}, h)
+}
+
+// user allows any valid UserSig.
+func (a *API) user(h handlerFunc) handlerFunc {
+	return a.withPrincipal(func(p principal, r *http.Request) error {
+		if p.userID == "" {
+			return apiErr(http.StatusUnauthorized, "usersig_required", "this endpoint acts for a user: send Authorization: UserSig <usersig>")
+		}
+		return nil
+	}, h)
+}
+
+func (a *API) withPrincipal(allow func(principal, *http.Request) error, h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		p, err := a.authenticate(r)
+		if err != nil {
+			return err
+		}
+		if err := allow(p, r); err != nil {
+			return err
+		}
+		return h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	}
+}
+
+func pathAppID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue("sdkappid"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, apiErr(http.StatusBadRequest, "bad_sdkappid", "the SDKAppID in the path must be a positive number")
+	}
+	return id, nil
+}

@@ -1,0 +1,63 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// Body limits: every request body is bounded.
+const (
+	maxJSONBody   = 64 << 10
+	maxUploadBody = 96 << 10 // a 64 KiB file plus the form fields
+)
+
+// decodeJSON reads one JSON object of at most limit bytes into T, refusing
+// unknown fields and trailing data, so a typo is an error, not a silent default.
+func decodeJSON[T any](w http.ResponseWriter, r *http.Request, limit int64) (T, error) {
+	var v T
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return v, apiErr(http.StatusUnsupportedMediaType, "bad_content_type", "send Content-Type: application/json")
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		return v, jsonError(err, limit)
+	}
+	if dec.More() {
+		return v, apiErr(http.StatusBadRequest, "bad_json", "the body must hold exactly one JSON object")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return v, apiErr(http.StatusBadRequest, "bad_json", "the body must hold exactly one JSON object")
+	}
+	return v, nil
+}
+
+func jsonError(err error, limit int64) error {
+	var tooBig *http.MaxBytesError
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &tooBig):
+		return apiErr(http.StatusRequestEntityTooLarge, "body_too_large", "the body is over %d bytes", limit)
+	case errors.Is(err, io.EOF):
+		return apiErr(http.StatusBadRequest, "bad_json", "the body is empty; send a JSON object")
+	case errors.As(err, &syntax):
+		return apiErr(http.StatusBadRequest, "bad_json", "malformed JSON at byte %d", syntax.Offset)
+	case errors.As(err, &typ):
+		return apiErr(http.StatusBadRequest, "bad_json", "field %q must be a %s", typ.Field, typ.Type)
+	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		return apiErr(http.StatusBadRequest, "unknown_field", "%s", strings.TrimPrefix(err.Error(), "json: "))
+	default:
+		return apiErr(http.StatusBadRequest, "bad_json", "malformed JSON: %v", err)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,286 @@
+// Package server wires ringd's parts into one process: store, secrets,
+// APNs client (or the in-process simulator with --dev), push pipeline, REST
+// API and metrics on one address, with a graceful shutdown.
+package server
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ringd/ringd/internal/apns"
+	"github.com/ringd/ringd/internal/apnssim"
+	"github.com/ringd/ringd/internal/config"
+	"github.com/ringd/ringd/internal/credentials"
+	"github.com/ringd/ringd/internal/httpapi"
+	"github.com/ringd/ringd/internal/push"
+	"github.com/ringd/ringd/internal/store"
+)
+
+// Options are what a caller of New may add to the Config: where to print
+// the start banner and which logger and clock to use.
+type Options struct {
+	Stdout io.Writer
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Server is one running ringd.
+type Server struct {
+	cfg        config.Config
+	opts       Options
+	log        *slog.Logger
+	store      store.Store
+	sealer     *credentials.Sealer
+	sim        *apnssim.Simulator
+	apns       *apns.Client
+	creds      *push.CredentialCache
+	push       *push.Service
+	api        *httpapi.API
+	registry   *prometheus.Registry
+	httpSrv    *http.Server
+	listener   net.Listener
+	adminToken string
+	demo       *Demo
+	closers    []func() error
+	closeOnce  sync.Once
+}
+
+// New opens everything the Config names and starts listening, so Addr is
+// known before Run. On error, whatever was opened is closed again.
+func New(ctx context.Context, cfg config.Config, opts Options) (s *Server, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Stdout == nil {
+		opts.Stdout = io.Discard
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s = &Server{cfg: cfg, opts: opts, log: opts.Logger, registry: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			_ = s.close()
+		}
+	}()
+	for _, step := range []func(context.Context) error{
+		s.openDataDir, s.openSecrets, s.openStore, s.openSimulator, s.openAPNs, s.openPipeline, s.openHTTP,
+	} {
+		if err := step(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Dev {
+		if s.demo, err = s.ensureDemo(ctx); err != nil {
+			return nil, fmt.Errorf("dev demo app: %w", err)
+		}
+	}
+	return s, nil
+}
+
+func (s *Server) openDataDir(context.Context) error {
+	if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) openSecrets(context.Context) error {
+	keyFile := s.cfg.MasterKeyFile
+	if keyFile == "" {
+		keyFile = filepath.Join(s.cfg.DataDir, "master.key")
+	}
+	key, err := credentials.LoadOrCreateMasterKey(keyFile)
+	if err != nil {
+		return fmt.Errorf("master key: %w", err)
+	}
+	if s.sealer, err = credentials.NewSealer(key); err != nil {
+		return fmt.Errorf("master key %s: %w", keyFile, err)
+	}
+	token, generated, err := adminToken(s.cfg.AdminToken, s.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	s.adminToken = token
+	if generated {
+		s.log.Info("generated an admin token", "file", filepath.Join(s.cfg.DataDir, "admin.token"))
+	}
+	return nil
+}
+
+func (s *Server) openStore(ctx context.Context) error {
+	st, err := openStore(ctx, s.cfg)
+	if err != nil {
+		return err
+	}
+	s.store = st
+	s.closers = append(s.closers, st.Close)
+	return nil
+}
+
+func (s *Server) openSimulator(ctx context.Context) error {
+	if !s.cfg.Dev {
+		return nil
+	}
+	sim, err := apnssim.New(apnssim.Config{StateDir: filepath.Join(s.cfg.DataDir, "apns-sim"), Logger: s.log.With("component", "apns-sim")})
+	if err != nil {
+		return fmt.Errorf("apns simulator: %w", err)
+	}
+	s.closers = append(s.closers, sim.Close)
+	if err := sim.Start(ctx); err != nil {
+		return fmt.Errorf("apns simulator: %w", err)
+	}
+	s.sim = sim
+	s.log.Info("apns simulator running", "sandbox", sim.SandboxURL(), "production", sim.ProductionURL())
+	return nil
+}
+
+func (s *Server) openAPNs(context.Context) error {
+	cfg := apns.Config{ProductionURL: s.cfg.APNSProdURL, SandboxURL: s.cfg.APNSSandboxURL, Logger: s.log.With("component", "apns")}
+	if s.sim != nil {
+		cfg.ProductionURL, cfg.SandboxURL, cfg.RootCAs = s.sim.ProductionURL(), s.sim.SandboxURL(), s.sim.RootCAs()
+	} else if s.cfg.APNSCAFile != "" {
+		pool, err := readCAFile(s.cfg.APNSCAFile)
+		if err != nil {
+			return err
+		}
+		cfg.RootCAs = pool
+	}
+	client, err := apns.NewClient(cfg)
+	if err != nil {
+		return fmt.Errorf("apns client: %w", err)
+	}
+	s.apns = client
+	s.closers = append(s.closers, client.Close)
+	return nil
+}
+
+func readCAFile(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--apns-ca-file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--apns-ca-file %s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+func (s *Server) openPipeline(context.Context) error {
+	metrics := push.NewMetrics(s.registry)
+	s.creds = push.NewCredentialCache(s.store, s.sealer)
+	s.push = push.New(push.Config{
+		Workers: s.cfg.PushWorkers, DefaultTTL: s.cfg.PushTTL, Now: s.opts.Now,
+		Logger: s.log.With("component", "push"), Metrics: metrics,
+	}, s.store, s.apns, s.creds)
+	s.api = httpapi.New(httpapi.Config{
+		Store: s.store, Sealer: s.sealer, Push: s.push, AdminToken: s.adminToken, MaxDevices: s.cfg.MaxDevices,
+		Now: s.opts.Now, Logger: s.log.With("component", "api"), CredentialChanged: s.forgetCredential,
+	})
+	s.registerMetrics()
+	return nil
+}
+
+// forgetCredential drops a deleted certificate's cached key and its APNs
+// connections.
+func (s *Server) forgetCredential(id int64) {
+	s.creds.Forget(id)
+	s.apns.Forget(id)
+}
+
+func (s *Server) openHTTP(context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+	}
+	s.listener = ln
+	s.httpSrv = &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	return nil
+}
+
+// Addr is the address the server listens on (useful with :0).
+func (s *Server) Addr() string { return s.listener.Addr().String() }
+
+// URL is the base URL of the API.
+func (s *Server) URL() string { return "http://" + s.Addr() }
+
+// AdminToken is the token that admin requests must send.
+func (s *Server) AdminToken() string { return s.adminToken }
+
+// Simulator is the in-process APNs simulator (nil without --dev).
+func (s *Server) Simulator() *apnssim.Simulator { return s.sim }
+
+// Demo is the --dev demo app (nil without --dev).
+func (s *Server) Demo() *Demo { return s.demo }
+
+// Run serves until ctx is done, then shuts down within the configured
+// deadline: stop accepting, finish requests, stop the push workers (what is
+// not sent stays in the outbox), close APNs connections and the store.
+func (s *Server) Run(ctx context.Context) error {
+	workers, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
+	pushDone := make(chan error, 1)
+	go func() { pushDone <- s.push.Run(workers) }()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.httpSrv.Serve(s.listener) }()
+	s.printBanner()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		err = fmt.Errorf("http server: %w", err)
+	}
+	s.log.Info("shutting down", "deadline", s.cfg.ShutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if e := s.httpSrv.Shutdown(shutdownCtx); e != nil && !errors.Is(e, http.ErrServerClosed) {
+		err = errors.Join(err, fmt.Errorf("http shutdown: %w", e))
+	}
+	stopWorkers()
+	select {
+	case e := <-pushDone:
+		if e != nil && !errors.Is(e, context.Canceled) {
+			err = errors.Join(err, e)
+		}
+	case <-shutdownCtx.Done():
+		s.log.Warn("push workers did not stop before the deadline; unsent pushes stay in the outbox")
+	}
+	return errors.Join(err, s.close())
+}
+
+func (s *Server) close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		if s.listener != nil {
+			_ = s.listener.Close() // already closed after a Shutdown; needed when Run never ran
+		}
+		for i := len(s.closers) - 1; i >= 0; i-- {
+			err = errors.Join(err, s.closers[i]())
+		}
+	})
+	return err
+}
