@@ -78,11 +78,7 @@ func ReadCertInfo(c *x509.Certificate) (CertInfo, error) {
 	if info.BundleID == "" {
 		return CertInfo{}, fmt.Errorf("%w: no bundle ID in the subject", ErrNotPushCertificate)
 	}
-	if len(info.Topics) == 0 {
-		info.Topics = []string{info.BundleID}
-	} else if info.Topics[0] != info.BundleID && !contains(info.Topics, info.BundleID) {
-		info.Topics = append([]string{info.BundleID}, info.Topics...)
-	}
+	info.Topics = bundleFirst(info.BundleID, info.Topics)
 	info.VoIP = strings.HasPrefix(cn, CNPrefixVoIP) || contains(info.Topics, info.BundleID+".voip")
 	if strings.HasPrefix(cn, CNPrefixVoIP) && !contains(info.Topics, info.BundleID+".voip") {
 		info.Topics = append(info.Topics, info.BundleID+".voip")
@@ -139,6 +135,19 @@ func subjectUID(c *x509.Certificate) string {
 		}
 	}
 	return ""
+}
+
+// bundleFirst puts the bundle ID first, as CertInfo.Topics promises, and
+// drops duplicate and empty topics. Apple lists the bundle first, but a
+// certificate whose extension does not must not make Topics[0] another app.
+func bundleFirst(bundleID string, topics []string) []string {
+	out := []string{bundleID}
+	for _, t := range topics {
+		if t != "" && !contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 func contains(list []string, s string) bool {
