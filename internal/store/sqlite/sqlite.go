@@ -1,0 +1,98 @@
+// Package sqlite is ringd's default store: one SQLite file in the data
+// directory, through the pure-Go modernc.org/sqlite driver so that
+// CGO_ENABLED=0 builds work on every target.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"runtime"
+	"strings"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/ringd/ringd/internal/store"
+	"github.com/ringd/ringd/internal/store/sqlstore"
+)
+
+// Store is a store.Store over one SQLite database file.
+type Store struct {
+	*sqlstore.DB
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Connection settings. Writes go through one connection that begins its
+// transactions IMMEDIATE: they queue in Go rather than race for SQLite's
+// write lock, and a transaction that reads before it writes cannot fail
+// with SQLITE_BUSY when another process wrote in between; busy_timeout
+// covers other processes (ringd migrate, backups). WAL lets the readers
+// run beside the writer, and synchronous=NORMAL is durable in WAL mode
+// except for the last transactions on power loss.
+const (
+	writerParams = "_txlock=immediate" +
+		"&_pragma=busy_timeout(5000)" +
+		"&_pragma=journal_mode(WAL)" +
+		"&_pragma=synchronous(NORMAL)" +
+		"&_pragma=foreign_keys(1)"
+	readerParams = "_pragma=busy_timeout(5000)" +
+		"&_pragma=foreign_keys(1)" +
+		"&_pragma=query_only(1)"
+)
+
+// Open opens (creating if needed) the database file at path and migrates
+// it. path must name a file: an in-memory database would give the writer
+// and the readers different databases.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if err := checkPath(path); err != nil {
+		return nil, err
+	}
+	w, err := sql.Open("sqlite", path+"?"+writerParams)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	r, err := sql.Open("sqlite", path+"?"+readerParams)
+	if err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("sqlite open %s: %w", path, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	db, err := sqlstore.New(ctx, w, r, dialect)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{DB: db}, nil
+}
+
+func checkPath(path string) error {
+	switch {
+	case path == "", path == ":memory:", strings.HasPrefix(path, "file:"):
+		return fmt.Errorf("sqlite open %q: want the path of a database file", path)
+	case strings.Contains(path, "?"):
+		// The driver reads everything after '?' as its own parameters.
+		return fmt.Errorf("sqlite open %q: path must not contain '?'", path)
+	}
+	return nil
+}
+
+var dialect = sqlstore.Dialect{
+	Name:            "sqlite",
+	Migrations:      migrations,
+	ClaimDeliveries: claimDeliveries,
+	Classify:        classify,
+}
+
+// The writer's IMMEDIATE transaction holds the write lock for the whole
+// statement, so no other claimer can see these rows as free meanwhile.
+const claimDeliveries = `UPDATE deliveries SET lease_until = $1
+WHERE id IN (
+	SELECT id FROM deliveries
+	WHERE state = 'pending' AND next_attempt_at <= $2 AND lease_until <= $2
+	ORDER BY next_attempt_at, id
+	LIMIT $3)
+RETURNING ` + sqlstore.DeliveryColumns

@@ -1,0 +1,108 @@
+package sqlite_test
+
+import (
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/ringd/ringd/internal/store"
+	"github.com/ringd/ringd/internal/store/sqlite"
+	"github.com/ringd/ringd/internal/store/storetest"
+)
+
+func openTemp(t *testing.T) store.Store {
+	t.Helper()
+	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "ringd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, openTemp)
+}
+
+func TestReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ringd.db")
+	s, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateApp(t.Context(), &store.App{SDKAppID: 1, Name: "kept"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s.Close()
+	if _, err := s.App(t.Context(), 1); err != nil {
+		t.Errorf("App after reopen: %v", err)
+	}
+}
+
+// Two processes starting at once on a new file both come up.
+func TestConcurrentOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ringd.db")
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() {
+			s, err := sqlite.Open(t.Context(), path)
+			if err == nil {
+				err = s.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func TestSchemaTooNew(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ringd.db")
+	s, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+
+	// A newer ringd migrated the file further than this binary knows.
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = raw.ExecContext(t.Context(), "UPDATE schema_version SET version = version + 1")
+	_ = raw.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = sqlite.Open(t.Context(), path)
+	if !errors.Is(err, store.ErrSchemaTooNew) {
+		t.Fatalf("Open of a newer schema: got %v, want ErrSchemaTooNew", err)
+	}
+	if errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Open of a newer schema: %v is also ErrUnavailable", err)
+	}
+}
+
+func TestOpenRejectsNonFiles(t *testing.T) {
+	for _, path := range []string{"", ":memory:", "file:x.db", "x.db?mode=ro"} {
+		if s, err := sqlite.Open(t.Context(), path); err == nil {
+			_ = s.Close()
+			t.Errorf("Open(%q) succeeded", path)
+		}
+	}
+}

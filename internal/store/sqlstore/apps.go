@@ -1,0 +1,90 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/ringd/ringd/internal/store"
+)
+
+const appColumns = `sdk_app_id, name, secret_sealed, created_at, updated_at`
+
+func scanApp(row scanner) (store.App, error) {
+	var (
+		a                    store.App
+		createdAt, updatedAt int64
+	)
+	err := row.Scan(&a.SDKAppID, &a.Name, &a.SecretSealed, &createdAt, &updatedAt)
+	a.CreatedAt, a.UpdatedAt = fromMS(createdAt), fromMS(updatedAt)
+	return a, err
+}
+
+const insertApp = `INSERT INTO apps (` + appColumns + `) VALUES ($1, $2, $3, $4, $5)`
+
+// CreateApp inserts a; a zero CreatedAt becomes now, a zero UpdatedAt
+// becomes CreatedAt. A taken SDKAppID fails with store.ErrConflict.
+func (db *DB) CreateApp(ctx context.Context, a *store.App) error {
+	if a.CreatedAt.IsZero() {
+		a.CreatedAt = now()
+	}
+	if a.UpdatedAt.IsZero() {
+		a.UpdatedAt = a.CreatedAt
+	}
+	_, err := db.w.ExecContext(ctx, insertApp,
+		a.SDKAppID, a.Name, a.SecretSealed, ms(a.CreatedAt), ms(a.UpdatedAt))
+	return db.fail("create app", err)
+}
+
+const selectApp = `SELECT ` + appColumns + ` FROM apps WHERE sdk_app_id = $1`
+
+func (db *DB) App(ctx context.Context, sdkAppID int64) (*store.App, error) {
+	a, err := scanApp(db.r.QueryRowContext(ctx, selectApp, sdkAppID))
+	if err != nil {
+		return nil, db.fail("app", err)
+	}
+	return &a, nil
+}
+
+const selectApps = `SELECT ` + appColumns + ` FROM apps ORDER BY sdk_app_id`
+
+func (db *DB) Apps(ctx context.Context) ([]store.App, error) {
+	rows, err := db.r.QueryContext(ctx, selectApps)
+	if err != nil {
+		return nil, db.fail("apps", err)
+	}
+	apps, err := collect(rows, scanApp)
+	return apps, db.fail("apps", err)
+}
+
+const updateAppSecret = `UPDATE apps SET secret_sealed = $2, updated_at = $3 WHERE sdk_app_id = $1`
+
+func (db *DB) UpdateAppSecret(ctx context.Context, sdkAppID int64, sealed []byte, at time.Time) error {
+	err := mustAffect(db.w.ExecContext(ctx, updateAppSecret, sdkAppID, sealed, ms(at)))
+	return db.fail("update app secret", err)
+}
+
+// Children first: the foreign keys cascade too, but explicit deletes keep
+// the rule visible and do not depend on PRAGMA foreign_keys.
+var deleteAppQueries = []string{
+	`DELETE FROM attempts WHERE push_id IN (SELECT id FROM pushes WHERE sdk_app_id = $1)`,
+	`DELETE FROM deliveries WHERE push_id IN (SELECT id FROM pushes WHERE sdk_app_id = $1)`,
+	`DELETE FROM pushes WHERE sdk_app_id = $1`,
+	`DELETE FROM registrations WHERE sdk_app_id = $1`,
+	`DELETE FROM certificates WHERE sdk_app_id = $1`,
+}
+
+const deleteApp = `DELETE FROM apps WHERE sdk_app_id = $1`
+
+// DeleteApp removes the app and everything that belongs to it.
+func (db *DB) DeleteApp(ctx context.Context, sdkAppID int64) error {
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		for _, q := range deleteAppQueries {
+			if _, err := tx.ExecContext(ctx, q, sdkAppID); err != nil {
+				return err
+			}
+		}
+		return mustAffect(tx.ExecContext(ctx, deleteApp, sdkAppID))
+	})
+	return db.fail("delete app", err)
+}

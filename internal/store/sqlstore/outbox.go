@@ -1,0 +1,77 @@
+package sqlstore
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"slices"
+	"time"
+
+	"github.com/ringd/ringd/internal/store"
+)
+
+// ClaimDeliveries leases up to limit due pending deliveries until
+// leaseUntil, oldest NextAttemptAt first. The dialect's query does the
+// locking: an IMMEDIATE transaction on SQLite, FOR UPDATE SKIP LOCKED on
+// PostgreSQL, so concurrent workers and processes never share a lease.
+func (db *DB) ClaimDeliveries(ctx context.Context, now, leaseUntil time.Time, limit int) ([]store.Delivery, error) {
+	if limit <= 0 {
+		return []store.Delivery{}, nil
+	}
+	var ds []store.Delivery
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, db.d.ClaimDeliveries, ms(leaseUntil), ms(now), limit)
+		if err != nil {
+			return err
+		}
+		ds, err = collect(rows, scanDelivery)
+		return err
+	})
+	if err != nil {
+		return nil, db.fail("claim deliveries", err)
+	}
+	// RETURNING has no order; workers expect the oldest first.
+	slices.SortFunc(ds, func(a, b store.Delivery) int {
+		if c := a.NextAttemptAt.Compare(b.NextAttemptAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	return ds, nil
+}
+
+const finishDelivery = `UPDATE deliveries SET state = $2, attempts = $3, next_attempt_at = $4,
+	reason = $5, updated_at = $6, lease_until = 0
+WHERE id = $1`
+
+// FinishAttempt records a (when non-nil, setting a.ID and filling its
+// DeliveryID and PushID from d when empty) and d's new state in one
+// transaction, and clears d's lease. A zero d.UpdatedAt becomes now.
+func (db *DB) FinishAttempt(ctx context.Context, a *store.Attempt, d *store.Delivery) error {
+	if d.UpdatedAt.IsZero() {
+		d.UpdatedAt = now()
+	}
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		err := mustAffect(tx.ExecContext(ctx, finishDelivery, d.ID, d.State, d.Attempts,
+			ms(d.NextAttemptAt), d.Reason, ms(d.UpdatedAt)))
+		if err != nil || a == nil {
+			return err
+		}
+		return insertAttempt(ctx, tx, a, d)
+	})
+	if err != nil {
+		return db.fail("finish attempt", err)
+	}
+	d.LeaseUntil = time.Time{}
+	return nil
+}
+
+// The claim index is partial on state = 'pending', so this count reads
+// only the outbox, not the history.
+const countPending = `SELECT COUNT(*) FROM deliveries WHERE state = 'pending'`
+
+func (db *DB) OutboxDepth(ctx context.Context) (int, error) {
+	var n int
+	err := db.r.QueryRowContext(ctx, countPending).Scan(&n)
+	return n, db.fail("outbox depth", err)
+}
