@@ -23,7 +23,9 @@ func TestLoadServe(t *testing.T) {
 		check   func(Config) bool
 		wantErr string
 	}{
-		{name: "defaults", check: func(c Config) bool { return c.Addr == ":8080" && c.DataDir == "./ringd-data" && !c.Dev && c.MaxDevices == 10 }},
+		{name: "defaults", check: func(c Config) bool {
+			return c.Addr == ":8080" && c.DataDir == "./ringd-data" && !c.Dev && c.MaxDevices == 10
+		}},
 		{name: "flags", args: []string{"--dev", "--addr", "127.0.0.1:0", "--push-ttl", "1h"}, check: func(c Config) bool { return c.Dev && c.Addr == "127.0.0.1:0" && c.PushTTL == time.Hour }},
 		{name: "env", env: map[string]string{"RINGD_ADDR": ":9000", "RINGD_DEV": "true"}, check: func(c Config) bool { return c.Addr == ":9000" && c.Dev }},
 		{name: "flag beats env", args: []string{"--addr", ":9001"}, env: map[string]string{"RINGD_ADDR": ":9000"}, check: func(c Config) bool { return c.Addr == ":9001" }},
