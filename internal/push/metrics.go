@@ -1,0 +1,66 @@
+package push
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the pipeline's Prometheus series. A nil *Metrics records
+// nothing, so tests and embedders need not register any.
+type Metrics struct {
+	pushes      *prometheus.CounterVec
+	attempts    *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	outboxDepth prometheus.Gauge
+}
+
+// NewMetrics creates the series and registers them on reg (nil: not
+// registered, e.g. in tests).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ringd_pushes_total",
+			Help: "Deliveries that reached a final state, by result (classification, or expired) and reason.",
+		}, []string{"result", "reason"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ringd_push_attempts_total",
+			Help: "Requests to APNs, by how ringd classified the answer.",
+		}, []string{"classification"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ringd_apns_request_duration_seconds",
+			Help:    "Time from sending a request to APNs to its answer.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"environment"}),
+		outboxDepth: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ringd_push_outbox_depth",
+			Help: "Pending deliveries in the outbox, sampled by the worker loop.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.pushes, m.attempts, m.duration, m.outboxDepth)
+	}
+	return m
+}
+
+func (m *Metrics) final(result, reason string) {
+	if m != nil {
+		m.pushes.WithLabelValues(result, reason).Inc()
+	}
+}
+
+func (m *Metrics) attempt(classification, environment string, latency time.Duration, sent bool) {
+	if m == nil {
+		return
+	}
+	m.attempts.WithLabelValues(classification).Inc()
+	if sent {
+		m.duration.WithLabelValues(environment).Observe(latency.Seconds())
+	}
+}
+
+func (m *Metrics) depth(n int) {
+	if m != nil {
+		m.outboxDepth.Set(float64(n))
+	}
+}

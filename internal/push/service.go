@@ -1,0 +1,323 @@
+package push
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ringd/ringd/internal/apns"
+	"github.com/ringd/ringd/internal/store"
+)
+
+// Defaults of Config.
+const (
+	DefaultWorkers          = 64
+	DefaultClaimBatch       = 256
+	DefaultLease            = 30 * time.Second
+	DefaultPollInterval     = time.Second
+	DefaultBackoffBase      = 200 * time.Millisecond
+	DefaultBackoffMax       = 30 * time.Second
+	DefaultMaxAttempts      = 12
+	DefaultTTL              = 24 * time.Hour
+	DefaultNowOrNeverWindow = 30 * time.Second
+)
+
+// Short names for the delivery states.
+const (
+	statePending   = store.DeliveryPending
+	stateDelivered = store.DeliveryDelivered
+	stateFailed    = store.DeliveryFailed
+	stateExpired   = store.DeliveryExpired
+)
+
+// Config tunes the pipeline; zero fields take the defaults above.
+type Config struct {
+	Workers      int           // concurrent sends
+	ClaimBatch   int           // deliveries leased per claim
+	Lease        time.Duration // how long a claimed delivery is ours
+	PollInterval time.Duration // outbox poll; Submit also wakes the workers
+	BackoffBase  time.Duration
+	BackoffMax   time.Duration
+	MaxAttempts  int
+	// DefaultTTL is the retry window and apns-expiration of a request
+	// without Expiration.
+	DefaultTTL time.Duration
+	// NowOrNeverWindow is the retry window of a request with Expiration 0:
+	// APNs does not store such a push, so ringd retries only briefly.
+	NowOrNeverWindow time.Duration
+	Now              func() time.Time
+	Logger           *slog.Logger
+	Metrics          *Metrics
+}
+
+func (c Config) withDefaults() Config {
+	setDefault(&c.Workers, DefaultWorkers)
+	setDefault(&c.ClaimBatch, DefaultClaimBatch)
+	setDefault(&c.Lease, DefaultLease)
+	setDefault(&c.PollInterval, DefaultPollInterval)
+	setDefault(&c.BackoffBase, DefaultBackoffBase)
+	setDefault(&c.BackoffMax, DefaultBackoffMax)
+	setDefault(&c.MaxAttempts, DefaultMaxAttempts)
+	setDefault(&c.DefaultTTL, DefaultTTL)
+	setDefault(&c.NowOrNeverWindow, DefaultNowOrNeverWindow)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+func setDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
+// Sender sends one notification to APNs; *apns.Client implements it.
+type Sender interface {
+	Send(ctx context.Context, cred *apns.Credential, n *apns.Notification) (*apns.Response, error)
+}
+
+// Service accepts pushes into the outbox and runs the workers that send them.
+type Service struct {
+	cfg    Config
+	st     store.Store
+	sender Sender
+	creds  CredentialSource
+	log    *slog.Logger
+	m      *Metrics
+	wake   chan struct{}
+	plans  *planCache
+
+	certMu     sync.Mutex
+	certMarked map[int64]time.Time // last success recorded per certificate
+}
+
+// New returns a Service. Call Run to start sending.
+func New(cfg Config, st store.Store, sender Sender, creds CredentialSource) *Service {
+	cfg = cfg.withDefaults()
+	return &Service{
+		cfg:        cfg,
+		st:         st,
+		sender:     sender,
+		creds:      creds,
+		log:        cfg.Logger,
+		m:          cfg.Metrics,
+		wake:       make(chan struct{}, 1),
+		plans:      newPlanCache(planCacheSize),
+		certMarked: map[int64]time.Time{},
+	}
+}
+
+// prepared is a validated request with what every user's push shares.
+type prepared struct {
+	req       Request
+	reqJSON   []byte
+	now       time.Time
+	expiresAt time.Time
+	// unsendable names push types whose payload is over Apple's limit:
+	// only the alert fallback of a VoIP request can be (the primary type
+	// is refused at once).
+	unsendable map[string]bool
+}
+
+// Submit accepts a push for one user: it writes the push and one delivery
+// per device in one transaction, then wakes the workers. It returns the
+// push ID, or an *Error for a request that can never be sent.
+func (s *Service) Submit(ctx context.Context, sdkAppID int64, userID string, req Request) (string, error) {
+	p, err := s.prepare(req)
+	if err != nil {
+		return "", err
+	}
+	if err := checkUser(userID); err != nil {
+		return "", err
+	}
+	id, err := s.submitOne(ctx, sdkAppID, userID, p)
+	if err != nil {
+		return "", err
+	}
+	s.Wake()
+	return id, nil
+}
+
+// SubmitBatch accepts the same push for up to MaxBatchUsers users and
+// returns one push ID per user, in order. The request is validated and its
+// payload built once. Each user's push is its own transaction, so on a store
+// error the pushes of the users before it stay accepted: their IDs are
+// returned with the error.
+func (s *Service) SubmitBatch(ctx context.Context, sdkAppID int64, userIDs []string, req Request) ([]string, error) {
+	if len(userIDs) == 0 || len(userIDs) > MaxBatchUsers {
+		return nil, errorf(CodeTooManyUsers, "a batch names 1 to %d users (got %d)", MaxBatchUsers, len(userIDs))
+	}
+	if req.Token != "" && len(userIDs) > 1 {
+		return nil, errorf(CodeBadToken, "token selects one registration of one user: it cannot be used with several users")
+	}
+	for _, u := range userIDs {
+		if err := checkUser(u); err != nil {
+			return nil, err
+		}
+	}
+	p, err := s.prepare(req)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(userIDs))
+	for _, u := range userIDs {
+		id, err := s.submitOne(ctx, sdkAppID, u, p)
+		if err != nil {
+			return ids, fmt.Errorf("push: user %q: %w", u, err)
+		}
+		ids = append(ids, id)
+		s.Wake() // let the workers start on the first pushes while the rest are written
+	}
+	return ids, nil
+}
+
+// Wake tells the workers that deliveries are waiting. It never blocks.
+func (s *Service) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func checkUser(userID string) error {
+	if userID == "" {
+		return errorf(CodeBadUser, "user ID is empty")
+	}
+	return nil
+}
+
+// prepare validates req and does the work shared by every user: the
+// expiry, the request JSON and the payload size checks.
+func (s *Service) prepare(req Request) (*prepared, error) {
+	if err := ValidateRequest(req); err != nil {
+		return nil, err
+	}
+	req.Token = strings.ToLower(req.Token)
+	now := s.cfg.Now()
+	expiresAt, err := s.expiresAt(req, now)
+	if err != nil {
+		return nil, err
+	}
+	p := &prepared{req: req, now: now, expiresAt: expiresAt, unsendable: map[string]bool{}}
+	primary := alertPushType(req)
+	if req.VoIP {
+		primary = apns.PushTypeVoIP
+	}
+	if _, err := BuildPayload(req, primary); err != nil {
+		return nil, err
+	}
+	if req.VoIP {
+		// Devices without a VoIP token fall back to an alert, whose limit is
+		// lower; they fail alone rather than refusing the VoIP devices.
+		fallback := alertPushType(req)
+		if _, err := BuildPayload(req, fallback); err != nil {
+			p.unsendable[fallback] = true
+		}
+	}
+	if p.reqJSON, err = json.Marshal(req); err != nil {
+		return nil, fmt.Errorf("push: encode request: %w", err)
+	}
+	return p, nil
+}
+
+// expiresAt is the end of the retry window: the request's expiration, a
+// short window for "now or never", or the default TTL.
+func (s *Service) expiresAt(req Request, now time.Time) (time.Time, error) {
+	switch {
+	case req.Expiration == nil:
+		return now.Add(s.cfg.DefaultTTL), nil
+	case *req.Expiration == 0:
+		return now.Add(s.cfg.NowOrNeverWindow), nil
+	}
+	at := time.Unix(*req.Expiration, 0)
+	if !at.After(now) {
+		return time.Time{}, errorf(CodeBadExpiration, "expiration %d is in the past (now is %d): use 0 for deliver now or never", *req.Expiration, now.Unix())
+	}
+	return at, nil
+}
+
+func (s *Service) submitOne(ctx context.Context, sdkAppID int64, userID string, p *prepared) (string, error) {
+	regs, err := s.st.Registrations(ctx, sdkAppID, userID)
+	if err != nil {
+		return "", fmt.Errorf("push: registrations of %q: %w", userID, err)
+	}
+	if p.req.Token != "" {
+		if regs = onlyToken(regs, p.req.Token); len(regs) == 0 {
+			return "", errorf(CodeTokenNotRegistered, "token %s is not registered to user %q", maskToken(p.req.Token), userID)
+		}
+	}
+	push := &store.Push{ID: uuid.NewString(), SDKAppID: sdkAppID, UserID: userID, Request: p.reqJSON, CreatedAt: p.now, ExpiresAt: p.expiresAt}
+	targets := selectTargets(regs, p.req)
+	ds := make([]*store.Delivery, 0, len(targets))
+	for _, t := range targets {
+		ds = append(ds, newDelivery(push, t, p))
+	}
+	if err := s.st.CreatePush(ctx, push, ds); err != nil {
+		return "", fmt.Errorf("push: create push: %w", err)
+	}
+	for _, d := range ds {
+		if d.State == stateFailed {
+			result := string(apns.ClassConfiguration) // NoAlertRegistration: the app registered no alert token
+			if d.Reason == ReasonPayloadTooLarge {
+				result = string(apns.ClassBadRequest)
+			}
+			s.m.final(result, d.Reason)
+			s.logFinal(d, result, "")
+		}
+	}
+	return push.ID, nil
+}
+
+func onlyToken(regs []store.Registration, token string) []store.Registration {
+	for _, r := range regs {
+		if r.Token == token {
+			return []store.Registration{r}
+		}
+	}
+	return nil
+}
+
+// newDelivery makes the outbox row for one target. Its apns-id is fixed
+// here and reused on every attempt, so a duplicate shows up as one ID in
+// Apple's delivery log.
+func newDelivery(push *store.Push, t target, p *prepared) *store.Delivery {
+	d := &store.Delivery{
+		PushID:        push.ID,
+		SDKAppID:      push.SDKAppID,
+		UserID:        push.UserID,
+		Token:         t.reg.Token,
+		CertificateID: t.reg.CertificateID,
+		Environment:   t.reg.Environment,
+		Kind:          t.reg.Kind,
+		DeviceID:      t.reg.DeviceID,
+		APNsID:        uuid.NewString(),
+		State:         statePending,
+		NextAttemptAt: p.now,
+		UpdatedAt:     p.now,
+	}
+	switch {
+	case t.reason != "":
+		d.State, d.Reason = stateFailed, t.reason
+	case p.unsendable[t.pushType]:
+		d.State, d.Reason = stateFailed, ReasonPayloadTooLarge
+	}
+	return d
+}
+
+// maskToken keeps a token recognisable in logs without exposing it.
+func maskToken(t string) string {
+	if len(t) <= 8 {
+		return "…"
+	}
+	return t[:4] + "…" + t[len(t)-4:]
+}
