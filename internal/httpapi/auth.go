@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -66,6 +67,8 @@ func (a *API) verifyUserSig(ctx context.Context, sig string) (principal, error) 
 		return principal{}, apiErr(http.StatusUnauthorized, "usersig_expired", "the UserSig expired at %s; generate a new one", us.ExpiresAt().UTC().Format("2006-01-02T15:04:05Z"))
 	case errors.Is(err, auth.ErrBadSignature):
 		return principal{}, apiErr(http.StatusUnauthorized, "usersig_bad_signature", "the UserSig signature does not match SDKAppID %d's secret key (was it made with another app's key, or before the key was rotated?)", us.SDKAppID)
+	case errors.Is(err, auth.ErrEmptyKey):
+		return principal{}, fmt.Errorf("app %d has an empty secret key: %w", us.SDKAppID, err)
 	case err != nil:
 		return principal{}, apiErr(http.StatusUnauthorized, "usersig_malformed", "the UserSig is invalid: %v", err)
 	}
