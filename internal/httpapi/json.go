@@ -18,8 +18,10 @@ const (
 // unknown fields and trailing data, so a typo is an error, not a silent default.
 func decodeJSON[T any](w http.ResponseWriter, r *http.Request, limit int64) (T, error) {
 	var v T
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return v, apiErr(http.StatusUnsupportedMediaType, "bad_content_type", "send Content-Type: application/json")
+	// The body is read as JSON whatever Content-Type says (curl -d sends
+	// form-urlencoded), except a multipart form, which is surely a mistake.
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/") {
+		return v, apiErr(http.StatusUnsupportedMediaType, "bad_content_type", "send the body as JSON (Content-Type: application/json)")
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()

@@ -181,6 +181,8 @@ func pushStatus(ds []store.Delivery) (string, string) {
 	switch {
 	case count[statePending] > 0:
 		return StatusPending, fmt.Sprintf("%d of %d deliveries are waiting to be sent or retried", count[statePending], n)
+	case count[stateDelivered] == n && n == 1:
+		return StatusDelivered, "APNs accepted the push for the user's device"
 	case count[stateDelivered] == n:
 		return StatusDelivered, fmt.Sprintf("APNs accepted the push for all %d devices", n)
 	case count[stateDelivered] > 0:
