@@ -201,4 +201,10 @@ type Store interface {
 	FinishAttempt(ctx context.Context, a *Attempt, d *Delivery) error
 	// OutboxDepth counts pending deliveries.
 	OutboxDepth(ctx context.Context) (int, error)
+	// ExpirePushes marks the pending deliveries of these pushes expired
+	// with the given reason, so a call that stopped ringing rings nothing.
+	// It returns how many deliveries it expired.
+	ExpirePushes(ctx context.Context, pushIDs []string, reason string, at time.Time) (int, error)
+
+	CallStore
 }

@@ -36,6 +36,10 @@ const (
 // Open connects with dsn (a postgres:// URL or key=value string as pgx
 // accepts; search_path may be set there) and migrates the schema.
 func Open(ctx context.Context, dsn string) (*Store, error) {
+	return open(ctx, dsn, dialect)
+}
+
+func open(ctx context.Context, dsn string, d sqlstore.Dialect) (*Store, error) {
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres open: %w", err)
@@ -43,7 +47,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	db.SetMaxOpenConns(maxOpenConns)
 	db.SetMaxIdleConns(maxOpenConns)
 	db.SetConnMaxIdleTime(connMaxIdleTime)
-	s, err := sqlstore.New(ctx, db, db, dialect)
+	s, err := sqlstore.New(ctx, db, db, d)
 	if err != nil {
 		return nil, err
 	}
@@ -55,6 +59,7 @@ var dialect = sqlstore.Dialect{
 	Migrations:      migrations,
 	LockMigrations:  lockMigrations,
 	ClaimDeliveries: claimDeliveries,
+	ClaimWebhooks:   claimWebhooks,
 	Classify:        classify,
 }
 
@@ -76,3 +81,14 @@ const claimDeliveries = `WITH due AS MATERIALIZED (
 UPDATE deliveries SET lease_until = $1
 WHERE id IN (SELECT id FROM due)
 RETURNING ` + sqlstore.DeliveryColumns
+
+// The same pattern for the webhook outbox.
+const claimWebhooks = `WITH due AS MATERIALIZED (
+	SELECT id FROM webhooks
+	WHERE state = 'pending' AND next_attempt_at <= $2 AND lease_until <= $2
+	ORDER BY next_attempt_at, id
+	LIMIT $3
+	FOR UPDATE SKIP LOCKED)
+UPDATE webhooks SET lease_until = $1
+WHERE id IN (SELECT id FROM due)
+RETURNING ` + sqlstore.WebhookColumns

@@ -103,3 +103,22 @@ func TestUnreachable(t *testing.T) {
 		t.Fatalf("Open of an unreachable server: got %v, want ErrUnavailable", err)
 	}
 }
+
+// A database an older ringd created is migrated, data and all.
+func TestUpgrade(t *testing.T) {
+	if postgres.SchemaVersion < 2 {
+		t.Skip("only one schema version")
+	}
+	dsn := freshSchema(t)
+	storetest.Upgrade(t, func(t *testing.T, n int) store.Store {
+		if n == 0 {
+			n = postgres.SchemaVersion
+		}
+		s, err := postgres.OpenVersion(t.Context(), dsn, n)
+		if err != nil {
+			t.Fatalf("open at version %d: %v", n, err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}

@@ -7,6 +7,7 @@ import "github.com/ringd/ringd/internal/store/sqlstore"
 // the postgres package's list.
 var migrations = []sqlstore.Migration{
 	sqlstore.SQL(schemaV1),
+	sqlstore.SQL(schemaV2),
 }
 
 // Times are INTEGER unix milliseconds, 0 for none. STRICT tables make
@@ -112,4 +113,80 @@ CREATE TABLE attempts (
 ) STRICT;
 CREATE INDEX attempts_push ON attempts (push_id, id);
 CREATE INDEX attempts_delivery ON attempts (delivery_id);
+`
+
+// Version 2: calls with their participants, device sessions, app
+// settings and the webhook outbox.
+//
+// call_participants repeats its call's app, created_at and ended_at so
+// that the queries by user (Calls, CallsOfInvitee) are index ranges; pos
+// keeps the order of Call.Participants. It references calls only: a call
+// references its app, so deleting an app removes both.
+const schemaV2 = `
+ALTER TABLE apps ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';
+
+CREATE TABLE calls (
+	id          TEXT PRIMARY KEY,
+	sdk_app_id  INTEGER NOT NULL REFERENCES apps (sdk_app_id) ON DELETE CASCADE,
+	caller      TEXT NOT NULL,
+	group_id    TEXT NOT NULL DEFAULT '',
+	media       TEXT NOT NULL DEFAULT '',
+	room_id     TEXT NOT NULL DEFAULT '',
+	data        TEXT NOT NULL DEFAULT '',
+	state       TEXT NOT NULL,
+	end_reason  TEXT NOT NULL DEFAULT '',
+	created_at  INTEGER NOT NULL,
+	answered_at INTEGER NOT NULL DEFAULT 0,
+	ended_at    INTEGER NOT NULL DEFAULT 0,
+	seq         INTEGER NOT NULL DEFAULT 0,
+	push_ids    TEXT NOT NULL DEFAULT '[]',
+	doc         BLOB,
+	updated_at  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX calls_app ON calls (sdk_app_id, created_at, id);
+CREATE INDEX calls_caller ON calls (sdk_app_id, caller, created_at, id);
+-- Restarts read the calls not ended; the index leaves out the history.
+CREATE INDEX calls_active ON calls (created_at, id) WHERE state <> 'ended';
+
+CREATE TABLE call_participants (
+	call_id       TEXT NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
+	user_id       TEXT NOT NULL,
+	sdk_app_id    INTEGER NOT NULL,
+	pos           INTEGER NOT NULL,
+	role          TEXT NOT NULL,
+	outcome       TEXT NOT NULL DEFAULT '',
+	ring_deadline INTEGER NOT NULL DEFAULT 0,
+	created_at    INTEGER NOT NULL,
+	ended_at      INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (call_id, user_id)
+) STRICT;
+CREATE INDEX call_participants_user ON call_participants (sdk_app_id, user_id, created_at, call_id);
+CREATE INDEX call_participants_ended ON call_participants (sdk_app_id, user_id, ended_at) WHERE ended_at > 0;
+
+CREATE TABLE sessions (
+	sdk_app_id      INTEGER NOT NULL REFERENCES apps (sdk_app_id) ON DELETE CASCADE,
+	user_id         TEXT NOT NULL,
+	device_id       TEXT NOT NULL,
+	connected_at    INTEGER NOT NULL,
+	disconnected_at INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (sdk_app_id, user_id, device_id)
+) STRICT;
+
+CREATE TABLE webhooks (
+	id              INTEGER PRIMARY KEY AUTOINCREMENT,
+	sdk_app_id      INTEGER NOT NULL REFERENCES apps (sdk_app_id) ON DELETE CASCADE,
+	event_id        TEXT NOT NULL UNIQUE,
+	event_type      TEXT NOT NULL,
+	body            BLOB,
+	state           TEXT NOT NULL,
+	attempts        INTEGER NOT NULL DEFAULT 0,
+	next_attempt_at INTEGER NOT NULL DEFAULT 0,
+	lease_until     INTEGER NOT NULL DEFAULT 0,
+	last_error      TEXT NOT NULL DEFAULT '',
+	created_at      INTEGER NOT NULL,
+	updated_at      INTEGER NOT NULL
+) STRICT;
+CREATE INDEX webhooks_app ON webhooks (sdk_app_id, created_at, id);
+-- The outbox, as for deliveries: only pending rows are indexed.
+CREATE INDEX webhooks_claim ON webhooks (next_attempt_at, id) WHERE state = 'pending';
 `

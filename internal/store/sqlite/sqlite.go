@@ -45,6 +45,10 @@ const (
 // it. path must name a file: an in-memory database would give the writer
 // and the readers different databases.
 func Open(ctx context.Context, path string) (*Store, error) {
+	return open(ctx, path, dialect)
+}
+
+func open(ctx context.Context, path string, d sqlstore.Dialect) (*Store, error) {
 	if err := checkPath(path); err != nil {
 		return nil, err
 	}
@@ -62,7 +66,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	n := max(4, runtime.GOMAXPROCS(0))
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	db, err := sqlstore.New(ctx, w, r, dialect)
+	db, err := sqlstore.New(ctx, w, r, d)
 	if err != nil {
 		return nil, err
 	}
@@ -84,6 +88,7 @@ var dialect = sqlstore.Dialect{
 	Name:            "sqlite",
 	Migrations:      migrations,
 	ClaimDeliveries: claimDeliveries,
+	ClaimWebhooks:   claimWebhooks,
 	Classify:        classify,
 }
 
@@ -96,3 +101,11 @@ WHERE id IN (
 	ORDER BY next_attempt_at, id
 	LIMIT $3)
 RETURNING ` + sqlstore.DeliveryColumns
+
+const claimWebhooks = `UPDATE webhooks SET lease_until = $1
+WHERE id IN (
+	SELECT id FROM webhooks
+	WHERE state = 'pending' AND next_attempt_at <= $2 AND lease_until <= $2
+	ORDER BY next_attempt_at, id
+	LIMIT $3)
+RETURNING ` + sqlstore.WebhookColumns

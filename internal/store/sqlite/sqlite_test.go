@@ -106,3 +106,22 @@ func TestOpenRejectsNonFiles(t *testing.T) {
 		}
 	}
 }
+
+// A file an older ringd created is migrated, data and all.
+func TestUpgrade(t *testing.T) {
+	if sqlite.SchemaVersion < 2 {
+		t.Skip("only one schema version")
+	}
+	path := filepath.Join(t.TempDir(), "ringd.db")
+	storetest.Upgrade(t, func(t *testing.T, n int) store.Store {
+		if n == 0 {
+			n = sqlite.SchemaVersion
+		}
+		s, err := sqlite.OpenVersion(t.Context(), path, n)
+		if err != nil {
+			t.Fatalf("open at version %d: %v", n, err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}

@@ -72,6 +72,10 @@ var deleteAppQueries = []string{
 	`DELETE FROM pushes WHERE sdk_app_id = $1`,
 	`DELETE FROM registrations WHERE sdk_app_id = $1`,
 	`DELETE FROM certificates WHERE sdk_app_id = $1`,
+	`DELETE FROM call_participants WHERE sdk_app_id = $1`,
+	`DELETE FROM calls WHERE sdk_app_id = $1`,
+	`DELETE FROM sessions WHERE sdk_app_id = $1`,
+	`DELETE FROM webhooks WHERE sdk_app_id = $1`,
 }
 
 const deleteApp = `DELETE FROM apps WHERE sdk_app_id = $1`
@@ -87,4 +91,33 @@ func (db *DB) DeleteApp(ctx context.Context, sdkAppID int64) error {
 		return mustAffect(tx.ExecContext(ctx, deleteApp, sdkAppID))
 	})
 	return db.fail("delete app", err)
+}
+
+const selectAppSettings = `SELECT settings FROM apps WHERE sdk_app_id = $1`
+
+// AppSettings returns the app's settings JSON as stored, "{}" when never
+// set; an unknown app fails with store.ErrNotFound.
+func (db *DB) AppSettings(ctx context.Context, sdkAppID int64) ([]byte, error) {
+	var settings string
+	if err := db.r.QueryRowContext(ctx, selectAppSettings, sdkAppID).Scan(&settings); err != nil {
+		return nil, db.fail("app settings", err)
+	}
+	if settings == "" {
+		settings = "{}"
+	}
+	return []byte(settings), nil
+}
+
+const updateAppSettings = `UPDATE apps SET settings = $2 WHERE sdk_app_id = $1`
+
+// PutAppSettings stores settings (empty means "{}") without looking
+// inside: the settings package validates them. An unknown app fails with
+// store.ErrNotFound.
+func (db *DB) PutAppSettings(ctx context.Context, sdkAppID int64, settings []byte) error {
+	s := string(settings) // TEXT, not a BLOB
+	if s == "" {
+		s = "{}"
+	}
+	err := mustAffect(db.w.ExecContext(ctx, updateAppSettings, sdkAppID, s))
+	return db.fail("put app settings", err)
 }

@@ -75,3 +75,37 @@ func (db *DB) OutboxDepth(ctx context.Context) (int, error) {
 	err := db.r.QueryRowContext(ctx, countPending).Scan(&n)
 	return n, db.fail("outbox depth", err)
 }
+
+// expirePushesIn is followed by the IN list of push IDs. It does not look
+// at leases: a worker holding one is already sending, and its
+// FinishAttempt will record what really happened.
+const expirePushesIn = `UPDATE deliveries SET state = 'expired', reason = $1, updated_at = $2, lease_until = 0
+WHERE state = 'pending' AND push_id IN (`
+
+// ExpirePushes marks the pending deliveries of pushIDs expired with
+// reason, in one transaction, and returns how many it changed.
+func (db *DB) ExpirePushes(ctx context.Context, pushIDs []string, reason string, at time.Time) (int, error) {
+	if len(pushIDs) == 0 {
+		return 0, nil
+	}
+	var n int64
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		for chunk := range slices.Chunk(pushIDs, maxInList) {
+			args := append([]any{reason, ms(at)}, anys(chunk)...)
+			res, err := tx.ExecContext(ctx, expirePushesIn+placeholders(3, len(chunk))+")", args...)
+			if err != nil {
+				return err
+			}
+			k, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			n += k
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, db.fail("expire pushes", err)
+	}
+	return int(n), nil
+}

@@ -33,6 +33,10 @@ type Dialect struct {
 	// $3 limit, returning DeliveryColumns. Row locking differs per engine.
 	ClaimDeliveries string
 
+	// ClaimWebhooks is the same for the webhook outbox, returning
+	// WebhookColumns.
+	ClaimWebhooks string
+
 	// Classify maps a driver error to store.ErrConflict, ErrNotFound or
 	// ErrUnavailable, or returns nil when none applies.
 	Classify func(error) error
@@ -97,6 +101,22 @@ func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// readTxOptions make the reads of one call (its row, then its
+// participants) see one snapshot. PostgreSQL needs REPEATABLE READ for
+// that; SQLite's transactions always read one snapshot, and the driver
+// ignores the level.
+var readTxOptions = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+
+// inReadTx runs fn in a read-only transaction on the reader pool.
+func (db *DB) inReadTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.r.BeginTx(ctx, readTxOptions)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }() // nothing to commit
+	return fn(tx)
 }
 
 // mustAffect turns "no row changed" into store.ErrNotFound.

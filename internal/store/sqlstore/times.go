@@ -27,25 +27,31 @@ func fromMS(v int64) time.Time {
 // what the database keeps.
 func now() time.Time { return fromMS(time.Now().UnixMilli()) }
 
-func topicsJSON(topics []string) (string, error) {
-	if len(topics) == 0 {
+func topicsJSON(topics []string) (string, error) { return listJSON("topics", topics) }
+
+// parseTopics returns nil for no topics so a round trip keeps nil.
+func parseTopics(s string) ([]string, error) { return parseList("topics", s) }
+
+// listJSON stores a list of strings as a JSON array, [] for none.
+func listJSON(what string, list []string) (string, error) {
+	if len(list) == 0 {
 		return "[]", nil
 	}
-	b, err := json.Marshal(topics)
+	b, err := json.Marshal(list)
 	if err != nil {
-		return "", fmt.Errorf("encode topics: %w", err)
+		return "", fmt.Errorf("encode %s: %w", what, err)
 	}
 	return string(b), nil
 }
 
-// parseTopics returns nil for no topics so a round trip keeps nil.
-func parseTopics(s string) ([]string, error) {
-	var topics []string
-	if err := json.Unmarshal([]byte(s), &topics); err != nil {
-		return nil, fmt.Errorf("decode topics: %w", err)
+// parseList is the inverse of listJSON; an empty list comes back nil.
+func parseList(what, s string) ([]string, error) {
+	var list []string
+	if err := json.Unmarshal([]byte(s), &list); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", what, err)
 	}
-	if len(topics) == 0 {
+	if len(list) == 0 {
 		return nil, nil
 	}
-	return topics, nil
+	return list, nil
 }

@@ -54,9 +54,11 @@ func testUpdateAppSecret(t *testing.T, open Open) {
 
 // world is one app's worth of everything, for cascade tests.
 type world struct {
-	cert *store.Certificate
-	push *store.Push
-	ds   []*store.Delivery
+	cert    *store.Certificate
+	push    *store.Push
+	ds      []*store.Delivery
+	call    *store.Call
+	webhook *store.Webhook
 }
 
 func mustWorld(t *testing.T, s store.Store, app int64) world {
@@ -70,6 +72,10 @@ func mustWorld(t *testing.T, s store.Store, app int64) world {
 	d := *w.ds[0]
 	d.State, d.Attempts = store.DeliveryDelivered, 1
 	must(t, s.FinishAttempt(ctx, a, &d))
+	w.call = mustCall(t, s, newCall(app, fmt.Sprint("call-", app), "alice", 1, "bob"))
+	must(t, s.PutSession(ctx, &store.Session{SDKAppID: app, UserID: "alice", DeviceID: "phone", ConnectedAt: at(1)}))
+	must(t, s.PutAppSettings(ctx, app, []byte(`{"sound":"bell.caf"}`)))
+	w.webhook = mustWebhook(t, s, newWebhook(app, fmt.Sprint("event-", app), 0))
 	return w
 }
 
@@ -93,6 +99,18 @@ func testDeleteApp(t *testing.T, open Open) {
 	as, err := s.Attempts(ctx, gone.push.ID)
 	must(t, err)
 	equal(t, "Attempts after DeleteApp", len(as), 0)
+	_, err = s.Call(ctx, 1400000001, gone.call.ID)
+	wantErr(t, "Call after DeleteApp", err, store.ErrNotFound)
+	calls, err := s.CallsOfInvitee(ctx, 1400000001, "bob", at(0))
+	must(t, err)
+	equal(t, "CallsOfInvitee after DeleteApp", len(calls), 0)
+	_, err = s.Session(ctx, 1400000001, "alice", "phone")
+	wantErr(t, "Session after DeleteApp", err, store.ErrNotFound)
+	_, err = s.AppSettings(ctx, 1400000001)
+	wantErr(t, "AppSettings after DeleteApp", err, store.ErrNotFound)
+	ws, err := s.Webhooks(ctx, 1400000001, 0)
+	must(t, err)
+	equal(t, "Webhooks after DeleteApp", len(ws), 0)
 
 	// The other app is untouched.
 	_, err = s.Registration(ctx, 1400000002, "aa01")
@@ -106,4 +124,18 @@ func testDeleteApp(t *testing.T, open Open) {
 	n, err := s.OutboxDepth(ctx)
 	must(t, err)
 	equal(t, "OutboxDepth", n, 1)
+	calls, err = s.ActiveCalls(ctx)
+	must(t, err)
+	equal(t, "ActiveCalls", calls, []store.Call{*kept.call})
+	calls, err = s.Calls(ctx, 1400000002, store.CallFilter{UserID: "bob"})
+	must(t, err)
+	equal(t, "other app's calls", callIDs(calls), []string{kept.call.ID})
+	_, err = s.Session(ctx, 1400000002, "alice", "phone")
+	must(t, err)
+	settings, err := s.AppSettings(ctx, 1400000002)
+	must(t, err)
+	equal(t, "other app's settings", string(settings), `{"sound":"bell.caf"}`)
+	ws, err = s.ClaimWebhooks(ctx, at(1), at(61), 10)
+	must(t, err)
+	equal(t, "claimable webhooks", eventIDs(ws), []string{kept.webhook.EventID})
 }

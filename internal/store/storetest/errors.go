@@ -41,6 +41,23 @@ func testNotFound(t *testing.T, open Open) {
 		{"FinishAttempt", func(ctx context.Context) error {
 			return s.FinishAttempt(ctx, nil, &store.Delivery{ID: 1, State: store.DeliveryFailed})
 		}},
+		{"Call", func(ctx context.Context) error { return nilOr(s.Call(ctx, app, "call-1")) }},
+		{"PutCall", func(ctx context.Context) error {
+			return s.PutCall(ctx, newCall(1400000009, "call-1", "alice", 1, "bob"))
+		}},
+		{"Session", func(ctx context.Context) error { return nilOr(s.Session(ctx, app, "alice", "phone")) }},
+		{"PutSession", func(ctx context.Context) error {
+			return s.PutSession(ctx, &store.Session{SDKAppID: 1400000009, UserID: "alice", DeviceID: "phone"})
+		}},
+		{"AppSettings", func(ctx context.Context) error {
+			_, err := s.AppSettings(ctx, 1400000009)
+			return err
+		}},
+		{"PutAppSettings", func(ctx context.Context) error { return s.PutAppSettings(ctx, 1400000009, []byte("{}")) }},
+		{"EnqueueWebhook", func(ctx context.Context) error { return s.EnqueueWebhook(ctx, newWebhook(1400000009, "e1", 0)) }},
+		{"FinishWebhook", func(ctx context.Context) error {
+			return s.FinishWebhook(ctx, &store.Webhook{ID: 1, State: store.WebhookFailed})
+		}},
 	}
 	for _, tt := range tests {
 		wantErr(t, tt.name, tt.call(t.Context()), store.ErrNotFound)

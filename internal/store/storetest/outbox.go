@@ -191,3 +191,59 @@ func testOutboxDepth(t *testing.T, open Open) {
 	must(t, s.FinishAttempt(ctx, nil, &d))
 	depth(2)
 }
+
+// When a call stops ringing its pushes expire: every delivery still in
+// the outbox, leased or not, and nothing already final.
+func testExpirePushes(t *testing.T, open Open) {
+	s, ctx := open(t), t.Context()
+	mustApp(t, s, app)
+	delivered := newDelivery("delivered", 0)
+	delivered.State, delivered.Reason = store.DeliveryDelivered, ""
+	failed := newDelivery("failed", 0)
+	failed.State, failed.Reason = store.DeliveryFailed, "BadDeviceToken"
+	leased := newDelivery("leased", 0)
+	leased.LeaseUntil = at(60)
+	must(t, s.CreatePush(ctx, newPush(app, "alice", "p1", 0),
+		[]*store.Delivery{newDelivery("pending", 0), leased, delivered, failed}))
+	must(t, s.CreatePush(ctx, newPush(app, "bob", "p2", 0), []*store.Delivery{newDelivery("p2", 30)}))
+	must(t, s.CreatePush(ctx, newPush(app, "carol", "p3", 0), []*store.Delivery{newDelivery("kept", 0)}))
+
+	tests := []struct {
+		name    string
+		pushIDs []string
+		want    int
+	}{
+		{"none", nil, 0},
+		{"unknown pushes", []string{"p9"}, 0},
+		{"two pushes", []string{"p1", "p2", "p9"}, 3},
+		{"again", []string{"p1", "p2"}, 0},
+	}
+	for _, tt := range tests {
+		n, err := s.ExpirePushes(ctx, tt.pushIDs, "call ended", at(10))
+		must(t, err)
+		equal(t, "ExpirePushes "+tt.name, n, tt.want)
+	}
+
+	type state struct{ Token, State, Reason string }
+	var got []state
+	for _, p := range []string{"p1", "p2", "p3"} {
+		ds, err := s.Deliveries(ctx, p)
+		must(t, err)
+		for _, d := range ds {
+			got = append(got, state{d.Token, d.State, d.Reason})
+			if d.State == store.DeliveryExpired &&
+				(!d.UpdatedAt.Equal(at(10)) || !d.LeaseUntil.IsZero()) {
+				t.Errorf("expired %s: updated %v, lease %v", d.Token, d.UpdatedAt, d.LeaseUntil)
+			}
+		}
+	}
+	equal(t, "delivery states", got, []state{
+		{"pending", store.DeliveryExpired, "call ended"},
+		{"leased", store.DeliveryExpired, "call ended"},
+		{"delivered", store.DeliveryDelivered, ""},
+		{"failed", store.DeliveryFailed, "BadDeviceToken"},
+		{"p2", store.DeliveryExpired, "call ended"},
+		{"kept", store.DeliveryPending, ""},
+	})
+	equal(t, "claim after expiry", deliveryTokens(claim(t, s, at(100), at(160), 10)), []string{"kept"})
+}

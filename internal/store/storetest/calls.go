@@ -1,0 +1,292 @@
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/ringd/ringd/internal/store"
+)
+
+// newCall is a ringing call created at sec, placed by caller to invitees.
+func newCall(app int64, id, caller string, sec int, invitees ...string) *store.Call {
+	c := &store.Call{
+		ID: id, SDKAppID: app, Caller: caller, Media: "audio", RoomID: "room-" + id,
+		Data: `{"k":"v"}`, State: store.CallRinging, CreatedAt: at(sec), Seq: 1,
+		PushIDs: []string{"push-" + id}, Doc: []byte(`{"id":"` + id + `"}`), UpdatedAt: at(sec),
+		Participants: []store.CallParticipant{{UserID: caller, Role: "caller", Outcome: "calling"}},
+	}
+	for _, u := range invitees {
+		c.Participants = append(c.Participants, store.CallParticipant{
+			UserID: u, Role: "invitee", Outcome: "ringing", RingDeadline: at(sec + 45)})
+	}
+	return c
+}
+
+// end ends c at sec with reason, as the call service would.
+func end(c *store.Call, sec int, reason string) *store.Call {
+	c.State, c.EndedAt, c.EndReason, c.UpdatedAt = store.CallEnded, at(sec), reason, at(sec)
+	c.Seq++
+	for i := range c.Participants {
+		c.Participants[i].Outcome = "cancelled"
+	}
+	return c
+}
+
+func mustCall(t *testing.T, s store.Store, c *store.Call) *store.Call {
+	t.Helper()
+	must(t, s.PutCall(t.Context(), c))
+	return c
+}
+
+func callIDs(calls []store.Call) []string {
+	out := []string{}
+	for _, c := range calls {
+		out = append(out, c.ID)
+	}
+	return out
+}
+
+func testPutCall(t *testing.T, open Open) {
+	s, ctx := open(t), t.Context()
+	mustApp(t, s, app)
+	mustApp(t, s, 1400000002)
+
+	c := mustCall(t, s, newCall(app, "call-1", "alice", 1, "bob", "carol"))
+	got, err := s.Call(ctx, app, c.ID)
+	must(t, err)
+	equal(t, "Call", *got, *c)
+	_, err = s.Call(ctx, 1400000002, c.ID)
+	wantErr(t, "Call under another app", err, store.ErrNotFound)
+
+	// Every state change replaces the call and its participants.
+	c.State, c.AnsweredAt, c.Seq, c.UpdatedAt = store.CallAnswered, at(5), 3, at(5)
+	c.PushIDs = append(c.PushIDs, "push-call-1b")
+	c.Participants = []store.CallParticipant{c.Participants[0],
+		{UserID: "bob", Role: "invitee", Outcome: "accepted", RingDeadline: at(46)}}
+	must(t, s.PutCall(ctx, c))
+	got, err = s.Call(ctx, app, c.ID)
+	must(t, err)
+	equal(t, "Call after an update", *got, *c)
+
+	// A call without participants, push IDs or doc keeps them nil, and
+	// the store fills the times left zero.
+	bare := &store.Call{ID: "call-2", SDKAppID: app, Caller: "alice", State: store.CallRinging}
+	must(t, s.PutCall(ctx, bare))
+	if bare.CreatedAt.IsZero() || bare.UpdatedAt.IsZero() {
+		t.Errorf("PutCall left times %v / %v", bare.CreatedAt, bare.UpdatedAt)
+	}
+	got, err = s.Call(ctx, app, bare.ID)
+	must(t, err)
+	equal(t, "bare Call", *got, *bare)
+}
+
+// PutCall refuses what would overwrite another app's call or a newer
+// version, and changes nothing when it fails.
+func testPutCallRefused(t *testing.T, open Open) {
+	s := open(t)
+	mustApp(t, s, app)
+	mustApp(t, s, 1400000002)
+	stored := mustCall(t, s, newCall(app, "call-1", "alice", 1, "bob"))
+	stored.Seq = 5
+	must(t, s.PutCall(t.Context(), stored))
+
+	tests := []struct {
+		name string
+		edit func(c *store.Call)
+		want error
+	}{
+		{"the same ID in another app", func(c *store.Call) { c.SDKAppID = 1400000002 }, store.ErrConflict},
+		{"an older version", func(c *store.Call) { c.Seq = 4 }, store.ErrConflict},
+		{"a participant twice", func(c *store.Call) {
+			c.Participants = append(c.Participants, c.Participants[1])
+		}, store.ErrConflict},
+		{"an unknown app", func(c *store.Call) { c.ID, c.SDKAppID = "call-9", 1400000009 }, store.ErrNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCall(app, "call-1", "mallory", 2, "eve")
+			c.Seq, c.State = 6, store.CallEnded
+			tt.edit(c)
+			wantErr(t, "PutCall", s.PutCall(t.Context(), c), tt.want)
+			got, err := s.Call(t.Context(), app, "call-1")
+			must(t, err)
+			equal(t, "stored call", *got, *stored)
+		})
+	}
+	// The same version again is a replace, not a conflict.
+	must(t, s.PutCall(t.Context(), stored))
+}
+
+func testCallList(t *testing.T, open Open) {
+	s := open(t)
+	mustApp(t, s, app)
+	mustApp(t, s, 1400000002)
+	for _, c := range []*store.Call{
+		newCall(app, "c1", "alice", 10, "bob"),
+		newCall(app, "c2", "bob", 20, "carol"),
+		newCall(app, "c3", "carol", 30, "alice", "bob"),
+		newCall(app, "c4", "dave", 40, "carol"),
+		newCall(app, "c5", "alice", 40), // no invitees; ties c4 on time
+		newCall(1400000002, "x1", "alice", 50, "bob"),
+	} {
+		mustCall(t, s, c)
+	}
+	// A caller who is not among the participants is still found.
+	orphan := newCall(app, "c6", "erin", 60, "frank")
+	orphan.Participants = orphan.Participants[1:]
+	mustCall(t, s, orphan)
+
+	tests := []struct {
+		name string
+		f    store.CallFilter
+		want []string
+	}{
+		{"all", store.CallFilter{}, []string{"c6", "c5", "c4", "c3", "c2", "c1"}},
+		{"limit", store.CallFilter{Limit: 2}, []string{"c6", "c5"}},
+		{"since, inclusive", store.CallFilter{Since: at(30)}, []string{"c6", "c5", "c4", "c3"}},
+		{"until, exclusive", store.CallFilter{Until: at(30)}, []string{"c2", "c1"}},
+		{"since and until", store.CallFilter{Since: at(20), Until: at(40)}, []string{"c3", "c2"}},
+		{"caller or invitee", store.CallFilter{UserID: "alice"}, []string{"c5", "c3", "c1"}},
+		{"a user with limit", store.CallFilter{UserID: "carol", Limit: 2}, []string{"c4", "c3"}},
+		{"a user with since", store.CallFilter{UserID: "bob", Since: at(15)}, []string{"c3", "c2"}},
+		{"a user with until", store.CallFilter{UserID: "bob", Until: at(20)}, []string{"c1"}},
+		{"a caller not in the participants", store.CallFilter{UserID: "erin"}, []string{"c6"}},
+		{"a user with no calls", store.CallFilter{UserID: "zoe"}, []string{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.Calls(t.Context(), app, tt.f)
+			must(t, err)
+			equal(t, "Calls", callIDs(got), tt.want)
+		})
+	}
+
+	// Listed calls come whole, participants included.
+	got, err := s.Calls(t.Context(), app, store.CallFilter{UserID: "alice", Limit: 1})
+	must(t, err)
+	equal(t, "listed call", got, []store.Call{*newCall(app, "c5", "alice", 40)})
+}
+
+func testCallListDefaultLimit(t *testing.T, open Open) {
+	s := open(t)
+	mustApp(t, s, app)
+	for i := range 101 {
+		mustCall(t, s, newCall(app, fmt.Sprintf("c%03d", i), "alice", i, "bob"))
+	}
+	for _, user := range []string{"", "bob"} {
+		got, err := s.Calls(t.Context(), app, store.CallFilter{UserID: user})
+		must(t, err)
+		equal(t, "Calls("+user+") without a limit", len(got), 100)
+		equal(t, "newest", got[0].ID, "c100")
+	}
+}
+
+func testActiveCalls(t *testing.T, open Open) {
+	s := open(t)
+	mustApp(t, s, app)
+	mustApp(t, s, 1400000002)
+	ringing := mustCall(t, s, newCall(app, "c1", "alice", 20, "bob"))
+	answered := newCall(1400000002, "x1", "alice", 10, "bob")
+	answered.State, answered.AnsweredAt = store.CallAnswered, at(11)
+	mustCall(t, s, answered)
+	mustCall(t, s, end(newCall(app, "c2", "alice", 5, "bob"), 6, "cancelled"))
+
+	got, err := s.ActiveCalls(t.Context())
+	must(t, err)
+	equal(t, "ActiveCalls, oldest first, all apps", got, []store.Call{*answered, *ringing})
+
+	mustCall(t, s, end(ringing, 30, "timeout"))
+	got, err = s.ActiveCalls(t.Context())
+	must(t, err)
+	equal(t, "ActiveCalls after an end", callIDs(got), []string{"x1"})
+}
+
+// A device that reconnects asks what happened to alice's invitations
+// since it was last connected: calls created since, and calls created
+// before but ended since.
+func testCallsOfInvitee(t *testing.T, open Open) {
+	s := open(t)
+	mustApp(t, s, app)
+	mustApp(t, s, 1400000002)
+	for _, c := range []*store.Call{
+		end(newCall(app, "old", "bob", 1, "alice"), 2, "timeout"),
+		end(newCall(app, "long", "bob", 5, "alice"), 50, "hangup"),
+		end(newCall(app, "short", "bob", 10, "alice", "carol"), 20, "declined"),
+		newCall(app, "stale", "bob", 12, "alice"), // created before 15, still ringing
+		newCall(app, "new", "carol", 30, "alice"),
+		newCall(app, "placed", "alice", 40, "bob"),    // alice is the caller
+		newCall(app, "others", "bob", 35, "carol"),    // alice is not in it
+		newCall(1400000002, "x1", "bob", 40, "alice"), // another app
+	} {
+		mustCall(t, s, c)
+	}
+	tests := []struct {
+		name  string
+		since int
+		want  []string
+	}{
+		{"everything", 0, []string{"old", "long", "short", "stale", "new"}},
+		{"created or ended since", 15, []string{"long", "short", "new"}},
+		{"ended at since", 20, []string{"long", "short", "new"}},
+		{"created at since", 30, []string{"long", "new"}},
+		{"only ended since", 31, []string{"long"}},
+		{"nothing since", 51, []string{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.CallsOfInvitee(t.Context(), app, "alice", at(tt.since))
+			must(t, err)
+			equal(t, "CallsOfInvitee", callIDs(got), tt.want)
+		})
+	}
+	got, err := s.CallsOfInvitee(t.Context(), app, "alice", at(31))
+	must(t, err)
+	equal(t, "returned call", got, []store.Call{*end(newCall(app, "long", "bob", 5, "alice"), 50, "hangup")})
+}
+
+// The call service writes from many goroutines: different calls never
+// fail or mix, and racing versions of one call leave the highest Seq.
+func testPutCallConcurrent(t *testing.T, open Open) {
+	const calls, versions = 16, 5
+	s := open(t)
+	mustApp(t, s, app)
+	var wg sync.WaitGroup
+	errs := make(chan error, calls*versions*2)
+	for i := range calls {
+		wg.Go(func() {
+			id := fmt.Sprint("call-", i)
+			for v := range versions {
+				c := newCall(app, id, "alice", i, fmt.Sprint("bob-", i), fmt.Sprint("carol-", v))
+				c.Seq = int64(v + 1)
+				errs <- s.PutCall(t.Context(), c)
+			}
+		})
+		// Racing writers of one call: some lose with ErrConflict.
+		wg.Go(func() {
+			c := newCall(app, "shared", "alice", 0, fmt.Sprint("racer-", i))
+			c.Seq = int64(i + 1)
+			if err := s.PutCall(t.Context(), c); err != nil && !errors.Is(err, store.ErrConflict) {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		must(t, err)
+	}
+	for i := range calls {
+		got, err := s.Call(t.Context(), app, fmt.Sprint("call-", i))
+		must(t, err)
+		want := newCall(app, got.ID, "alice", i, fmt.Sprint("bob-", i), fmt.Sprint("carol-", versions-1))
+		want.Seq = versions
+		equal(t, "call "+got.ID, *got, *want)
+	}
+	got, err := s.Call(t.Context(), app, "shared")
+	must(t, err)
+	want := newCall(app, "shared", "alice", 0, fmt.Sprint("racer-", calls-1))
+	want.Seq = calls
+	equal(t, "the racing call", *got, *want)
+}
