@@ -172,6 +172,16 @@ func diagnoseTransient(r *sendResult, plan retryPlan, attempts, maxAttempts int)
 	return fmt.Sprintf("%s; retrying in %s (attempt %d of %d)", what, plan.wait.Round(time.Millisecond), attempts+1, maxAttempts)
 }
 
+// diagnoseStopped explains a transient failure that is not retried
+// because Expire stopped the push while the request was in flight.
+func diagnoseStopped(r *sendResult, reason string) string {
+	what := fmt.Sprintf("no answer from APNs (%v)", r.err)
+	if r.resp != nil {
+		what = "APNs answered " + reasonText(r.resp.Status, r.resp.Reason)
+	}
+	return fmt.Sprintf("%s; the push was stopped (%s) meanwhile, so ringd does not retry", what, reason)
+}
+
 func diagnoseCredential(certID int64, err error) string {
 	return fmt.Sprintf("certificate ID %d cannot be used: %v. Upload the certificate again, or register the token with a current certificate ID; "+
 		"pushes through it fail until then.", certID, err)
@@ -198,7 +208,18 @@ func diagnoseNoAttempt(d *store.Delivery, expiresAt time.Time) string {
 	return ""
 }
 
+// diagnoseStoppedPush explains a delivery that Expire stopped.
+func diagnoseStoppedPush(reason string) string {
+	return fmt.Sprintf("the push was stopped (%s), e.g. because the call it rang for was answered, declined or cancelled: "+
+		"ringd sends nothing more to this device", reason)
+}
+
 func diagnoseNoDevices(userID string) string {
 	return fmt.Sprintf("user %q has no registered device token, so nothing was sent: after every login the app must register its APNs token "+
 		"with its certificate ID (PUT /v1/me/apns), as TUIKit's setAPNS does", userID)
+}
+
+func diagnoseAllExcluded(userID string, excluded int) string {
+	return fmt.Sprintf("no push was needed: the request excluded %d device(s) of user %q (exclude_devices, e.g. devices the call "+
+		"reached over their live connection) and the user has no other registered device", excluded, userID)
 }

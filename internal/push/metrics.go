@@ -13,6 +13,9 @@ type Metrics struct {
 	attempts    *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
 	outboxDepth prometheus.Gauge
+	// acceptToRequest is the call path's figure of merit: from accepting
+	// a push to handing its first APNs request to the sender.
+	acceptToRequest *prometheus.HistogramVec
 }
 
 // NewMetrics creates the series and registers them on reg (nil: not
@@ -36,9 +39,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "ringd_push_outbox_depth",
 			Help: "Pending deliveries in the outbox, sampled by the worker loop.",
 		}),
+		acceptToRequest: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ringd_push_accept_to_request_seconds",
+			Help:    "Time from accepting a push to handing a delivery's first APNs request to the sender, by source (api or call).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"source"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.pushes, m.attempts, m.duration, m.outboxDepth)
+		reg.MustRegister(m.pushes, m.attempts, m.duration, m.outboxDepth, m.acceptToRequest)
 	}
 	return m
 }
@@ -46,6 +54,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) final(result, reason string) {
 	if m != nil {
 		m.pushes.WithLabelValues(result, reason).Inc()
+	}
+}
+
+// finalN counts n deliveries that reached a final state together (Expire).
+func (m *Metrics) finalN(result, reason string, n int) {
+	if m != nil && n > 0 {
+		m.pushes.WithLabelValues(result, reason).Add(float64(n))
+	}
+}
+
+// firstRequest observes the wait between accepting a push and its first
+// request to APNs; a negative wait (clocks of two nodes) counts as zero.
+func (m *Metrics) firstRequest(source string, wait time.Duration) {
+	if m != nil {
+		m.acceptToRequest.WithLabelValues(source).Observe(max(wait, 0).Seconds())
 	}
 }
 

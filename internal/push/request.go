@@ -44,6 +44,11 @@ type Request struct {
 	// Custom holds extra top-level payload keys (the call service puts
 	// call_id, uuid, caller... here).
 	Custom map[string]json.RawMessage `json:"custom,omitempty"`
+	// ExcludeDevices skips these device IDs (the call service leaves out
+	// devices that are connected in the foreground).
+	ExcludeDevices []string `json:"exclude_devices,omitempty"`
+	// Source labels metrics: "api" (default) or "call".
+	Source string `json:"source,omitempty"`
 }
 
 // Stable error codes of a refused request. The HTTP API returns them and
@@ -62,6 +67,14 @@ const (
 	CodeTokenNotRegistered   = "token_not_registered"
 	CodeBadUser              = "bad_user"
 	CodeTooManyUsers         = "too_many_users"
+	CodeBadSource            = "bad_source"
+)
+
+// Sources of a request: who asked for the push. They label the
+// accept-to-request latency and the final-outcome events.
+const (
+	SourceAPI  = "api"  // an app server through the HTTP API (the default)
+	SourceCall = "call" // ringd's call service ringing an invitee
 )
 
 // MaxBatchUsers bounds SubmitBatch.
@@ -98,7 +111,7 @@ var reservedKeys = map[string]bool{"aps": true, "ext": true}
 // ValidateRequest checks what can be checked without a clock or the store.
 // Sizes are checked by Submit once the payload is built.
 func ValidateRequest(req Request) error {
-	checks := []func(Request) *Error{checkExpiration, checkHeaders, checkText, checkBadge, checkCustom, checkToken}
+	checks := []func(Request) *Error{checkExpiration, checkHeaders, checkText, checkBadge, checkCustom, checkToken, checkSource}
 	for _, check := range checks {
 		if err := check(req); err != nil {
 			return err
@@ -177,6 +190,22 @@ func checkToken(req Request) *Error {
 		return errorf(CodeBadToken, "token must be the device token in hex (an even number of 0-9a-f characters, at most %d)", maxTokenHex)
 	}
 	return nil
+}
+
+func checkSource(req Request) *Error {
+	switch req.Source {
+	case "", SourceAPI, SourceCall:
+		return nil
+	}
+	return errorf(CodeBadSource, "source must be %q or %q (got %q)", SourceAPI, SourceCall, req.Source)
+}
+
+// sourceOf is a request's source, "" being the API.
+func sourceOf(req Request) string {
+	if req.Source == "" {
+		return SourceAPI
+	}
+	return req.Source
 }
 
 func isHex(s string) bool {

@@ -33,6 +33,12 @@ func TestValidateRequest(t *testing.T) {
 		{"token odd", Request{Token: "abc"}, CodeBadToken},
 		{"token not hex", Request{Token: "zz"}, CodeBadToken},
 		{"token too long", Request{Token: strings.Repeat("ab", 201)}, CodeBadToken},
+		{"source empty is the API", Request{Source: ""}, ""},
+		{"source api", Request{Source: SourceAPI}, ""},
+		{"source call", Request{Source: SourceCall}, ""},
+		{"source unknown", Request{Source: "cron"}, CodeBadSource},
+		{"source is case-sensitive", Request{Source: "Call"}, CodeBadSource},
+		{"source with spaces", Request{Source: " api"}, CodeBadSource},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,6 +66,14 @@ func TestRequestJSONNames(t *testing.T) {
 	for _, k := range []string{`"collapse_id"`, `"interruption_level"`, `"thread_id"`, `"mutable_content"`, `"content_available"`, `"voip"`, `"expiration":0`} {
 		if !strings.Contains(string(b), k) {
 			t.Errorf("%s missing from %s", k, b)
+		}
+	}
+}
+
+func TestSourceOf(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{{"", SourceAPI}, {SourceAPI, SourceAPI}, {SourceCall, SourceCall}} {
+		if got := sourceOf(Request{Source: tt.in}); got != tt.want {
+			t.Errorf("sourceOf(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

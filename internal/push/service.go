@@ -54,6 +54,11 @@ type Config struct {
 	Now              func() time.Time
 	Logger           *slog.Logger
 	Metrics          *Metrics
+	// OnFinal, when set, is called once for each delivery that reaches
+	// failed or expired (not for those stopped by Expire), from the worker
+	// or from Submit. It must return quickly (enqueue, do not send): its
+	// context has a short timeout.
+	OnFinal func(ctx context.Context, ev FinalEvent)
 }
 
 func (c Config) withDefaults() Config {
@@ -88,14 +93,15 @@ type Sender interface {
 
 // Service accepts pushes into the outbox and runs the workers that send them.
 type Service struct {
-	cfg    Config
-	st     store.Store
-	sender Sender
-	creds  CredentialSource
-	log    *slog.Logger
-	m      *Metrics
-	wake   chan struct{}
-	plans  *planCache
+	cfg     Config
+	st      store.Store
+	sender  Sender
+	creds   CredentialSource
+	log     *slog.Logger
+	m       *Metrics
+	wake    chan struct{}
+	plans   *planCache
+	stopped *stoppedSet // pushes this process expired, for the workers in flight
 
 	certMu     sync.Mutex
 	certMarked map[int64]time.Time // last success recorded per certificate
@@ -113,6 +119,7 @@ func New(cfg Config, st store.Store, sender Sender, creds CredentialSource) *Ser
 		m:          cfg.Metrics,
 		wake:       make(chan struct{}, 1),
 		plans:      newPlanCache(planCacheSize),
+		stopped:    newStoppedSet(2 * cfg.Lease),
 		certMarked: map[int64]time.Time{},
 	}
 }
@@ -272,7 +279,8 @@ func (s *Service) submitOne(ctx context.Context, sdkAppID int64, userID string, 
 				result = string(apns.ClassBadRequest)
 			}
 			s.m.final(result, d.Reason)
-			s.logFinal(d, result, "")
+			s.logFinal(d, sourceOf(p.req), result, "")
+			s.reportFinal(ctx, d, sourceOf(p.req), result, diagnoseNoAttempt(d, push.ExpiresAt))
 		}
 	}
 	return push.ID, nil

@@ -31,9 +31,21 @@ type target struct {
 // newest alert one. A device with only VoIP registrations and a non-VoIP
 // request cannot show an alert: its delivery fails at once with
 // NoAlertRegistration rather than being silently skipped, so the trace says
-// why the phone stayed quiet. Devices come newest first.
+// why the phone stayed quiet. Devices come newest first. Registrations
+// whose device ID is in req.ExcludeDevices are skipped (the call service
+// leaves out the devices it reaches over their live connection); one
+// without a device ID is never excluded.
 func selectTargets(regs []store.Registration, req Request) []target {
 	sorted := slices.Clone(regs)
+	if len(req.ExcludeDevices) > 0 {
+		excluded := make(map[string]bool, len(req.ExcludeDevices))
+		for _, id := range req.ExcludeDevices {
+			if id != "" {
+				excluded[id] = true
+			}
+		}
+		sorted = slices.DeleteFunc(sorted, func(r store.Registration) bool { return r.DeviceID != "" && excluded[r.DeviceID] })
+	}
 	slices.SortStableFunc(sorted, func(a, b store.Registration) int {
 		if c := b.RegisteredAt.Compare(a.RegisteredAt); c != 0 {
 			return c

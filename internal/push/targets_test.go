@@ -47,6 +47,23 @@ func TestSelectTargets(t *testing.T) {
 			[]want{{"v1", apns.PushTypeVoIP, ""}, {"a2", apns.PushTypeAlert, ""}}},
 		{"background", []store.Registration{reg("a1", store.KindAlert, "", 0)}, Request{ContentAvailable: true},
 			[]want{{"a1", apns.PushTypeBackground, ""}}},
+		{"excluded device is skipped", []store.Registration{
+			reg("a1", store.KindAlert, "phone", 0), reg("v1", store.KindVoIP, "phone", 0),
+			reg("a2", store.KindAlert, "ipad", time.Minute)}, Request{VoIP: true, ExcludeDevices: []string{"phone"}},
+			[]want{{"a2", apns.PushTypeAlert, ""}}},
+		{"every device excluded", []store.Registration{reg("a1", store.KindAlert, "phone", 0), reg("a2", store.KindAlert, "ipad", 0)},
+			Request{ExcludeDevices: []string{"ipad", "phone"}}, nil},
+		{"registration without device ID is never excluded", []store.Registration{
+			reg("a1", store.KindAlert, "", 0), reg("a2", store.KindAlert, "ipad", time.Minute)},
+			Request{ExcludeDevices: []string{"", "ipad"}},
+			[]want{{"a1", apns.PushTypeAlert, ""}}},
+		{"unknown excluded device changes nothing", []store.Registration{reg("a1", store.KindAlert, "phone", 0)},
+			Request{ExcludeDevices: []string{"watch"}}, []want{{"a1", apns.PushTypeAlert, ""}}},
+		{"excluded voip-only device does not fail with NoAlertRegistration", []store.Registration{
+			reg("v1", store.KindVoIP, "phone", 0), reg("a2", store.KindAlert, "ipad", time.Minute)},
+			Request{Body: "b", ExcludeDevices: []string{"phone"}}, []want{{"a2", apns.PushTypeAlert, ""}}},
+		{"device IDs match exactly", []store.Registration{reg("a1", store.KindAlert, "Phone", 0)},
+			Request{ExcludeDevices: []string{"phone"}}, []want{{"a1", apns.PushTypeAlert, ""}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -134,7 +134,9 @@ func buildTrace(p *store.Push, req Request, ds []store.Delivery, as []store.Atte
 		t.Devices = append(t.Devices, deviceTrace(&ds[i], req, p.ExpiresAt, byDelivery[ds[i].ID]))
 	}
 	t.Status, t.Diagnosis = pushStatus(ds)
-	if t.Status == StatusNoDevices {
+	if t.Status == StatusNoDevices && len(req.ExcludeDevices) > 0 {
+		t.Diagnosis = diagnoseAllExcluded(p.UserID, len(req.ExcludeDevices))
+	} else if t.Status == StatusNoDevices {
 		t.Diagnosis = diagnoseNoDevices(p.UserID)
 	} else if t.Status == StatusFailed || t.Status == StatusPartiallyDelivered || t.Status == StatusExpired {
 		t.Diagnosis = firstProblem(t.Devices, t.Diagnosis)
@@ -162,7 +164,13 @@ func deviceTrace(d *store.Delivery, req Request, expiresAt time.Time, as []store
 		})
 	}
 	dt.Diagnosis = diagnoseNoAttempt(d, expiresAt)
-	if dt.Diagnosis == "" && len(as) > 0 {
+	switch {
+	case dt.Diagnosis != "":
+	case d.State == stateExpired && (len(as) == 0 || as[len(as)-1].Reason != d.Reason):
+		// Expired by Expire, not by an answer: say so rather than repeat
+		// the last answer ("retrying in ...").
+		dt.Diagnosis = diagnoseStoppedPush(d.Reason)
+	case len(as) > 0:
 		dt.Diagnosis = as[len(as)-1].Diagnosis
 	}
 	return dt

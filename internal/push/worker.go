@@ -135,21 +135,29 @@ func (s *Service) deliver(ctx context.Context, d *store.Delivery) error {
 		return err
 	}
 	now := s.cfg.Now()
+	if reason, ok := s.stopped.get(d.PushID, now); ok {
+		// Expired by Expire after this delivery was claimed: do not send.
+		return s.finishStopped(ctx, d, p, nil, reason)
+	}
 	if !p.push.ExpiresAt.IsZero() && !now.Before(p.push.ExpiresAt) {
 		d.State, d.Reason = stateExpired, ReasonExpired
-		return s.finish(ctx, d, nil, string(stateExpired), diagnoseExpiredUnsent(p.push.ExpiresAt))
+		return s.finish(ctx, d, p, nil, string(stateExpired), diagnoseExpiredUnsent(p.push.ExpiresAt))
 	}
 	pushType := pushTypeOf(d, p.req)
 	payload, err := p.payload(pushType)
 	if err != nil {
 		d.State, d.Reason = stateFailed, ReasonPayloadTooLarge
-		return s.finish(ctx, d, nil, string(apns.ClassBadRequest), err.Error())
+		return s.finish(ctx, d, p, nil, string(apns.ClassBadRequest), err.Error())
 	}
 	cred, cert, err := s.creds.Credential(ctx, d.CertificateID)
 	if err != nil {
 		return s.credentialFailed(ctx, d, p, err)
 	}
 	r := s.send(ctx, cred, cert, s.notification(d, p, pushType, cert.BundleID, payload))
+	if d.Attempts == 0 {
+		// The first request of this delivery: the latency a call is judged by.
+		s.m.firstRequest(sourceOf(p.req), r.at.Sub(p.push.CreatedAt))
+	}
 	return s.conclude(ctx, d, p, r, false)
 }
 
@@ -188,6 +196,7 @@ func expirationOf(req Request, expiresAt time.Time) *time.Time {
 func (s *Service) send(ctx context.Context, cred *apns.Credential, cert *store.Certificate, n *apns.Notification) *sendResult {
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.Lease/3)
 	defer cancel()
+	// at is taken right before the request is handed to the sender.
 	r := &sendResult{at: s.cfg.Now(), cred: cred, cert: cert, n: n, pushType: n.PushType}
 	start := time.Now()
 	r.resp, r.err = s.sender.Send(sctx, cred, n)
@@ -223,20 +232,20 @@ func (s *Service) conclude(ctx context.Context, d *store.Delivery, p *pushPlan, 
 	case r.class == apns.ClassTransient:
 		return s.retryLater(ctx, d, p, r)
 	case r.class == apns.ClassDelivered:
-		return s.delivered(ctx, d, r, switched)
+		return s.delivered(ctx, d, p, r, switched)
 	case r.class == apns.ClassTokenDead:
-		return s.tokenDead(ctx, d, r)
+		return s.tokenDead(ctx, d, p, r)
 	case r.class == apns.ClassConfiguration && isEnvMismatch(r.reason()) && !switched:
 		return s.envMismatch(ctx, d, p, r)
 	case r.class == apns.ClassConfiguration:
-		return s.misconfigured(ctx, d, r, switched)
+		return s.misconfigured(ctx, d, p, r, switched)
 	default:
 		d.State, d.Reason = stateFailed, r.reason()
-		return s.finish(ctx, d, s.attempt(d, r, diagnoseRejected(r)), string(r.class), "")
+		return s.finish(ctx, d, p, s.attempt(d, r, diagnoseRejected(r)), string(r.class), "")
 	}
 }
 
-func (s *Service) delivered(ctx context.Context, d *store.Delivery, r *sendResult, switched bool) error {
+func (s *Service) delivered(ctx context.Context, d *store.Delivery, p *pushPlan, r *sendResult, switched bool) error {
 	diag := "accepted by APNs (200): Apple delivers it when the device is reachable"
 	if switched {
 		if err := s.st.MoveRegistration(ctx, d.SDKAppID, d.Token, r.cert.ID, r.cert.Environment); err != nil {
@@ -247,13 +256,13 @@ func (s *Service) delivered(ctx context.Context, d *store.Delivery, r *sendResul
 	}
 	s.markSuccess(ctx, d, r)
 	d.State, d.Reason = stateDelivered, ""
-	return s.finish(ctx, d, s.attempt(d, r, diag), string(apns.ClassDelivered), "")
+	return s.finish(ctx, d, p, s.attempt(d, r, diag), string(apns.ClassDelivered), "")
 }
 
 // tokenDead applies Apple's 410 rule: remove the registration only if it
 // was registered before the time APNs says the token became invalid, so a
 // token the app registered again since is kept.
-func (s *Service) tokenDead(ctx context.Context, d *store.Delivery, r *sendResult) error {
+func (s *Service) tokenDead(ctx context.Context, d *store.Delivery, p *pushPlan, r *sendResult) error {
 	ts := r.resp.Timestamp
 	if ts.IsZero() {
 		ts = r.at // ExpiredToken may come without a timestamp
@@ -263,14 +272,14 @@ func (s *Service) tokenDead(ctx context.Context, d *store.Delivery, r *sendResul
 		return fmt.Errorf("push: remove registration: %w", err)
 	}
 	d.State, d.Reason = stateFailed, r.reason()
-	return s.finish(ctx, d, s.attempt(d, r, diagnoseTokenDead(r.reason(), ts, removed)), string(apns.ClassTokenDead), "")
+	return s.finish(ctx, d, p, s.attempt(d, r, diagnoseTokenDead(r.reason(), ts, removed)), string(apns.ClassTokenDead), "")
 }
 
-func (s *Service) misconfigured(ctx context.Context, d *store.Delivery, r *sendResult, switched bool) error {
+func (s *Service) misconfigured(ctx context.Context, d *store.Delivery, p *pushPlan, r *sendResult, switched bool) error {
 	s.markFailure(ctx, d, r)
 	d.State, d.Reason = stateFailed, r.reason()
 	diag := diagnoseConfiguration(r.reason(), r.pushType, r.cert, d.CertificateID, switched)
-	return s.finish(ctx, d, s.attempt(d, r, diag), string(apns.ClassConfiguration), "")
+	return s.finish(ctx, d, p, s.attempt(d, r, diag), string(apns.ClassConfiguration), "")
 }
 
 // envMismatch explains a token or key of the other environment and, when
@@ -286,13 +295,18 @@ func (s *Service) envMismatch(ctx context.Context, d *store.Delivery, p *pushPla
 	a := s.attempt(d, r, diagnoseEnvMismatch(r.reason(), r.pushType, r.cert, other))
 	if other == nil {
 		d.State, d.Reason = stateFailed, r.reason()
-		return s.finish(ctx, d, a, string(apns.ClassConfiguration), "")
+		return s.finish(ctx, d, p, a, string(apns.ClassConfiguration), "")
+	}
+	if reason, ok := s.stoppedReason(ctx, d); ok {
+		// The push was expired meanwhile: no second request.
+		a.Diagnosis += fmt.Sprintf(" The push was stopped (%s) before a retry through certificate ID %d.", reason, other.ID)
+		return s.finishStopped(ctx, d, p, a, reason)
 	}
 	cred, cert, err := s.creds.Credential(ctx, other.ID)
 	if err != nil {
 		d.State, d.Reason = stateFailed, r.reason()
 		a.Diagnosis += fmt.Sprintf(" Certificate ID %d could not be opened for a retry: %v", other.ID, err)
-		return s.finish(ctx, d, a, string(apns.ClassConfiguration), "")
+		return s.finish(ctx, d, p, a, string(apns.ClassConfiguration), "")
 	}
 	// Record the first answer before the retry, keeping the delivery out of
 	// other claims for a lease in case this process stops in between.
@@ -347,7 +361,14 @@ func canPush(c *store.Certificate, pushType string) bool {
 	return false
 }
 
+// retryLater schedules another attempt after a transient failure, unless
+// the push expired, the attempts are used up, or the push was stopped by
+// Expire while this request was in flight: a delivery that Expire marked
+// expired is never put back in the outbox.
 func (s *Service) retryLater(ctx context.Context, d *store.Delivery, p *pushPlan, r *sendResult) error {
+	if reason, ok := s.stoppedReason(ctx, d); ok {
+		return s.finishStopped(ctx, d, p, s.attempt(d, r, diagnoseStopped(r, reason)), reason)
+	}
 	immediate := r.reason() == "ExpiredProviderToken"
 	now := s.cfg.Now()
 	plan := s.cfg.planRetry(d.Attempts, now, p.push.ExpiresAt, immediate)
@@ -357,7 +378,7 @@ func (s *Service) retryLater(ctx context.Context, d *store.Delivery, p *pushPlan
 	if plan.state == stateExpired {
 		result = string(stateExpired)
 	}
-	if err := s.finish(ctx, d, a, result, ""); err != nil {
+	if err := s.finish(ctx, d, p, a, result, ""); err != nil {
 		return err
 	}
 	if plan.state == statePending && plan.wait == 0 {
@@ -379,7 +400,7 @@ func (s *Service) credentialFailed(ctx context.Context, d *store.Delivery, p *pu
 		APNsID: d.APNsID, Reason: ReasonCredential, Classification: string(apns.ClassConfiguration),
 		Diagnosis: diagnoseCredential(d.CertificateID, err),
 	}
-	return s.finish(ctx, d, a, string(apns.ClassConfiguration), "")
+	return s.finish(ctx, d, p, a, string(apns.ClassConfiguration), "")
 }
 
 // attempt is the record of one request for the trace.
@@ -417,10 +438,10 @@ func hostOf(env string) string {
 	return strings.TrimPrefix(apns.ProductionURL, "https://")
 }
 
-// finish records the attempt and the delivery's new state, then counts and
-// logs a final state. result is the metrics label: the classification, or
-// expired.
-func (s *Service) finish(ctx context.Context, d *store.Delivery, a *store.Attempt, result, note string) error {
+// finish records the attempt and the delivery's new state, then counts,
+// logs and reports (OnFinal) a final state. result is the metrics label:
+// the classification, or expired.
+func (s *Service) finish(ctx context.Context, d *store.Delivery, p *pushPlan, a *store.Attempt, result, note string) error {
 	d.UpdatedAt = s.cfg.Now()
 	if err := s.st.FinishAttempt(ctx, a, d); err != nil {
 		return fmt.Errorf("push: record attempt: %w", err)
@@ -432,7 +453,28 @@ func (s *Service) finish(ctx context.Context, d *store.Delivery, a *store.Attemp
 		result = string(stateExpired)
 	}
 	s.m.final(result, d.Reason)
-	s.logFinal(d, result, note)
+	s.logFinal(d, sourceOf(p.req), result, note)
+	diagnosis := note
+	if a != nil {
+		diagnosis = a.Diagnosis
+	}
+	if diagnosis == "" {
+		diagnosis = diagnoseNoAttempt(d, p.push.ExpiresAt)
+	}
+	s.reportFinal(ctx, d, sourceOf(p.req), result, diagnosis)
+	return nil
+}
+
+// finishStopped records a delivery that Expire stopped while a worker held
+// it: it stays expired with Expire's reason, with the attempt made if any.
+// Expire already counted it, so it is neither counted nor reported again.
+func (s *Service) finishStopped(ctx context.Context, d *store.Delivery, p *pushPlan, a *store.Attempt, reason string) error {
+	d.State, d.Reason, d.UpdatedAt = stateExpired, reason, s.cfg.Now()
+	if err := s.st.FinishAttempt(ctx, a, d); err != nil {
+		return fmt.Errorf("push: record attempt: %w", err)
+	}
+	s.log.LogAttrs(ctx, slog.LevelInfo, "push: delivery stopped in flight", slog.String("push_id", d.PushID),
+		slog.Int64("delivery_id", d.ID), slog.String("source", sourceOf(p.req)), slog.String("reason", reason), slog.Int("attempts", d.Attempts))
 	return nil
 }
 
@@ -480,7 +522,7 @@ func (s *Service) markCertificate(ctx context.Context, id int64, at time.Time, e
 }
 
 // logFinal logs a delivery's outcome: the token masked, never the payload.
-func (s *Service) logFinal(d *store.Delivery, result, note string) {
+func (s *Service) logFinal(d *store.Delivery, source, result, note string) {
 	level := slog.LevelWarn
 	if d.State == stateDelivered {
 		level = slog.LevelInfo
@@ -489,7 +531,7 @@ func (s *Service) logFinal(d *store.Delivery, result, note string) {
 		slog.String("push_id", d.PushID), slog.Int64("delivery_id", d.ID), slog.Int64("sdk_app_id", d.SDKAppID),
 		slog.String("token", maskToken(d.Token)), slog.String("kind", d.Kind), slog.Int64("certificate_id", d.CertificateID),
 		slog.String("environment", d.Environment), slog.String("state", d.State), slog.String("result", result),
-		slog.String("reason", d.Reason), slog.Int("attempts", d.Attempts),
+		slog.String("reason", d.Reason), slog.Int("attempts", d.Attempts), slog.String("source", source),
 	}
 	if note != "" {
 		attrs = append(attrs, slog.String("note", note))
