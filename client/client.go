@@ -1,6 +1,7 @@
 // Package client is ringd's Go SDK: the REST API for app servers and
-// operators (Admin), for one app user (User), and the --dev APNs
-// simulator's control API (Simulator).
+// operators (Admin), for one app user (User), the --dev APNs simulator's
+// control API (Simulator), and a device's live connection (Connect, Conn;
+// the protocol is docs/protocol.md).
 package client
 
 import (

@@ -62,6 +62,8 @@ type DeviceTrace struct {
 	State         string         `json:"state"`
 	Reason        string         `json:"reason,omitempty"`
 	APNsID        string         `json:"apns_id"`
+	NextAttemptAt *time.Time     `json:"next_attempt_at,omitempty"`
+	Diagnosis     string         `json:"diagnosis,omitempty"`
 	Attempts      []AttemptTrace `json:"attempts"`
 }
 
@@ -103,14 +105,18 @@ func (a *Admin) WaitTrace(ctx context.Context, sdkAppID int64, pushID string, do
 	}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
+	var last *Trace // the newest trace read, returned with the error on timeout
 	for {
 		t, err := a.Trace(ctx, sdkAppID, pushID)
-		if err == nil && done(t) {
-			return t, nil
+		if err == nil {
+			if done(t) {
+				return t, nil
+			}
+			last = t
 		}
 		select {
 		case <-ctx.Done():
-			return t, errors.Join(ctx.Err(), err)
+			return last, errors.Join(ctx.Err(), err)
 		case <-tick.C:
 		}
 	}

@@ -22,6 +22,7 @@ Usage:
   ringd apns-sim [flags]   run the APNs simulator alone
   ringd usersig [flags]    print a UserSig (Tencent TLSSigAPIv2-compatible)
   ringd push [flags]       send a test push and print its trace
+  ringd call [flags]       place or answer calls from a terminal (interactive, or scripted with JSON lines)
   ringd version            print the version
 
 Run "ringd COMMAND -h" for a command's flags.
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runUserSig(rest, stdout, stderr)
 	case "push":
 		return runPush(ctx, rest, stdout, stderr)
+	case "call":
+		return runCall(ctx, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "ringd", version)
 		return nil

@@ -48,16 +48,22 @@ func runPush(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	wctx, cancel := context.WithTimeout(ctx, *wait)
 	defer cancel()
-	trace, err := admin.WaitTrace(wctx, *app, res.PushID, nil)
+	trace, waitErr := admin.WaitTrace(wctx, *app, res.PushID, nil)
 	if trace == nil {
-		return err
+		return fmt.Errorf("push %s: no trace yet: %w", res.PushID, waitErr)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(trace)
+		if err := enc.Encode(trace); err != nil {
+			return err
+		}
+	} else {
+		printTrace(stdout, trace)
 	}
-	printTrace(stdout, trace)
+	if !trace.Final() {
+		return fmt.Errorf("push %s is still %s after --wait %s", res.PushID, trace.Status, *wait)
+	}
 	return nil
 }
 

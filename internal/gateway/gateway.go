@@ -1,0 +1,438 @@
+// Package gateway serves ringd's client protocol: one WebSocket per app
+// session (GET /v1/connect), the requests a device sends (invite, accept,
+// reject, cancel, hang up, app state...), the call events it receives in
+// order, presence (foreground/background), login policy and the lame-duck
+// drain of sockets. docs/protocol.md is the protocol's reference.
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"math"
+	mrand "math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ringd/ringd/internal/bus"
+	"github.com/ringd/ringd/internal/calls"
+)
+
+// Defaults of Config.
+const (
+	DefaultHeartbeatTimeout = 30 * time.Second
+	DefaultMaxFrame         = 64 << 10
+	DefaultMaxBadFrames     = 20 // per BadFrameWindow
+	DefaultBadFrameWindow   = time.Minute
+	DefaultRequestRate      = 20 // per second
+	DefaultRequestBurst     = 40
+	DefaultWriteTimeout     = 10 * time.Second
+	DefaultRequestTimeout   = 10 * time.Second
+	DefaultMaxInFlight      = 32
+)
+
+// CallService is what the gateway needs of calls.Service.
+type CallService interface {
+	Invite(ctx context.Context, a calls.Actor, req calls.InviteRequest) (*calls.Call, error)
+	Accept(ctx context.Context, a calls.Actor, callID string) (*calls.Call, error)
+	Reject(ctx context.Context, a calls.Actor, callID, reason string) (*calls.Call, error)
+	Cancel(ctx context.Context, a calls.Actor, callID string) (*calls.Call, error)
+	Hangup(ctx context.Context, a calls.Actor, callID string) (*calls.Call, error)
+	InviteMore(ctx context.Context, a calls.Actor, callID string, invitees []string) (*calls.Call, error)
+	GetForUser(ctx context.Context, sdkAppID int64, userID, callID string) (*calls.Call, error)
+	DeviceConnected(ctx context.Context, sdkAppID int64, userID, deviceID string) ([]calls.Event, error)
+	DeviceDisconnected(ctx context.Context, sdkAppID int64, userID, deviceID string) error
+	DeviceStateChanged(ctx context.Context, sdkAppID int64, userID, deviceID, state string) error
+	UnbindDevice(ctx context.Context, sdkAppID int64, userID, deviceID string) error
+}
+
+// Authenticator checks a UserSig. An error may implement
+// interface{ HTTPStatus() int; ErrorCode() string } to choose the HTTP
+// answer; other errors become a 500.
+type Authenticator interface {
+	AuthenticateUserSig(ctx context.Context, sig string) (sdkAppID int64, userID string, err error)
+}
+
+// PolicySource tells an app's login policy: "multi" or "single".
+type PolicySource interface {
+	LoginPolicy(ctx context.Context, sdkAppID int64) (string, error)
+}
+
+// Login policies.
+const (
+	LoginMulti  = "multi"
+	LoginSingle = "single"
+)
+
+// Config tunes the gateway. Zero values take the defaults.
+type Config struct {
+	// HeartbeatTimeout: a connection with no frame from the client (data,
+	// ping or pong) for this long is dead. The server pings a client that
+	// has been silent for a third of it.
+	HeartbeatTimeout time.Duration
+	// MaxFrame is the largest client frame answered normally; a larger
+	// one gets a frame_too_large error, and one over 4×MaxFrame closes the
+	// connection (1009).
+	MaxFrame int
+	// MaxBadFrames malformed, refused or rate-limited frames per
+	// BadFrameWindow are tolerated; one more closes the connection (1008).
+	MaxBadFrames   int
+	BadFrameWindow time.Duration
+	// RequestRate and RequestBurst size each connection's token bucket.
+	RequestRate  float64
+	RequestBurst int
+	// MaxInFlight requests may wait per connection; more are rate_limited.
+	MaxInFlight int
+	// WriteTimeout bounds one frame write.
+	WriteTimeout time.Duration
+	// RequestTimeout bounds one call-service request.
+	RequestTimeout time.Duration
+	// OriginPatterns, when set, limits the browser origins allowed to
+	// connect. Empty allows every origin: authentication is an explicit
+	// UserSig, never a cookie, so cross-site WebSocket hijacking gains an
+	// attacker nothing.
+	OriginPatterns []string
+	Logger         *slog.Logger
+	Metrics        prometheus.Registerer // nil: metrics are kept but not exported
+	Now            func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.HeartbeatTimeout <= 0 {
+		c.HeartbeatTimeout = DefaultHeartbeatTimeout
+	}
+	if c.MaxFrame <= 0 {
+		c.MaxFrame = DefaultMaxFrame
+	}
+	if c.MaxBadFrames <= 0 {
+		c.MaxBadFrames = DefaultMaxBadFrames
+	}
+	if c.BadFrameWindow <= 0 {
+		c.BadFrameWindow = DefaultBadFrameWindow
+	}
+	if c.RequestRate <= 0 {
+		c.RequestRate = DefaultRequestRate
+	}
+	if c.RequestBurst <= 0 {
+		c.RequestBurst = DefaultRequestBurst
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Gateway holds the live sessions of this node.
+type Gateway struct {
+	cfg     Config
+	calls   CallService
+	hub     *bus.Hub
+	authn   Authenticator
+	policy  PolicySource
+	log     *slog.Logger
+	metrics *metrics
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	draining bool
+	wg       sync.WaitGroup // sessions
+}
+
+// New returns a gateway; serve its Handler.
+func New(cfg Config, callService CallService, hub *bus.Hub, authn Authenticator, policy PolicySource) *Gateway {
+	cfg = cfg.withDefaults()
+	return &Gateway{
+		cfg: cfg, calls: callService, hub: hub, authn: authn, policy: policy,
+		log: cfg.Logger, metrics: newMetrics(cfg.Metrics), sessions: map[*session]struct{}{},
+	}
+}
+
+// Handler serves GET /v1/connect.
+func (g *Gateway) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/connect", g.connect)
+	return mux
+}
+
+// Connections is the number of live sessions.
+func (g *Gateway) Connections() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.sessions)
+}
+
+// Drain puts the gateway in lame-duck mode: new connections get 503 with
+// Retry-After, and every session is sent a reconnect frame whose after_ms
+// hints are spread uniformly over spread, then closed (1012) at its hinted
+// time. Drain returns when every session has ended, or when ctx is done,
+// after closing the rest at once.
+func (g *Gateway) Drain(ctx context.Context, spread time.Duration) {
+	g.mu.Lock()
+	g.draining = true
+	list := make([]*session, 0, len(g.sessions))
+	for s := range g.sessions {
+		list = append(list, s)
+	}
+	g.mu.Unlock()
+	n := len(list)
+	g.log.Info("draining websocket sessions", "sessions", n, "spread", spread)
+	for i, j := range mrand.Perm(n) {
+		var after time.Duration
+		if n > 1 && spread > 0 {
+			after = time.Duration(float64(spread) * float64(i) / float64(n-1))
+		}
+		list[j].drain(after)
+	}
+	done := make(chan struct{})
+	go func() { g.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		g.closeAll()
+		<-done
+	}
+}
+
+// Close ends every session at once (after Drain, or in tests).
+func (g *Gateway) Close() {
+	g.mu.Lock()
+	g.draining = true
+	g.mu.Unlock()
+	g.closeAll()
+	g.wg.Wait()
+}
+
+func (g *Gateway) closeAll() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for s := range g.sessions {
+		s.cancel()
+	}
+}
+
+// httpError is the JSON body of a refused connection, like the REST API's.
+type httpError struct {
+	Status  int    `json:"http"`
+	Code    string `json:"code"`
+	Message string `json:"error"`
+}
+
+func writeHTTPError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(httpError{Status: status, Code: code, Message: msg})
+}
+
+type codedError interface {
+	HTTPStatus() int
+	ErrorCode() string
+}
+
+// connect checks the upgrade request, authenticates it, applies the login
+// policy and runs the session until it ends.
+func (g *Gateway) connect(w http.ResponseWriter, r *http.Request) {
+	g.mu.Lock()
+	draining := g.draining
+	g.mu.Unlock()
+	if draining {
+		w.Header().Set("Retry-After", "1")
+		writeHTTPError(w, http.StatusServiceUnavailable, "draining", "this server is restarting; reconnect (to another node) shortly")
+		return
+	}
+	if !headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", "websocket") {
+		writeHTTPError(w, http.StatusUpgradeRequired, "websocket_required", "GET /v1/connect is a WebSocket endpoint; see docs/protocol.md")
+		return
+	}
+	if protos := headerTokens(r.Header, "Sec-WebSocket-Protocol"); len(protos) > 0 && !contains(protos, Protocol) {
+		writeHTTPError(w, http.StatusBadRequest, "unsupported_protocol",
+			"this server speaks the subprotocol "+Protocol+" only (asked for "+truncate(strings.Join(protos, ", "), 100)+")")
+		return
+	}
+	q := r.URL.Query()
+	deviceID := q.Get("device_id")
+	if deviceID == "" || len(deviceID) > MaxDeviceIDLen || !utf8.ValidString(deviceID) || strings.ContainsFunc(deviceID, isControl) {
+		writeHTTPError(w, http.StatusBadRequest, "bad_device_id", "device_id is required: 1 to 128 bytes of text, the same ID the device registers its APNs tokens with")
+		return
+	}
+	state := q.Get("state")
+	switch state {
+	case "":
+		state = bus.Foreground
+	case bus.Foreground, bus.Background:
+	default:
+		writeHTTPError(w, http.StatusBadRequest, "bad_state", `state must be "foreground" (default) or "background"`)
+		return
+	}
+	sig := q.Get("usersig")
+	if scheme, cred, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "UserSig") {
+		sig = strings.TrimSpace(cred)
+	}
+	if sig == "" {
+		writeHTTPError(w, http.StatusUnauthorized, "unauthorized", "send Authorization: UserSig <usersig> or ?usersig=<usersig>")
+		return
+	}
+	ctx := r.Context()
+	sdkAppID, userID, err := g.authn.AuthenticateUserSig(ctx, sig)
+	if err != nil {
+		var ce codedError
+		if errors.As(err, &ce) {
+			writeHTTPError(w, ce.HTTPStatus(), ce.ErrorCode(), err.Error())
+			return
+		}
+		g.log.Error("authenticate websocket", "err", err)
+		writeHTTPError(w, http.StatusInternalServerError, CodeInternal, "internal error; it has been logged")
+		return
+	}
+	policy, err := g.policy.LoginPolicy(ctx, sdkAppID)
+	if err != nil {
+		g.log.Warn("login policy unavailable", "sdkappid", sdkAppID, "err", err)
+		w.Header().Set("Retry-After", "2")
+		writeHTTPError(w, http.StatusServiceUnavailable, CodeUnavailable, "the app's settings cannot be read now; retry shortly")
+		return
+	}
+
+	s := &session{
+		g: g, sdkAppID: sdkAppID, userID: userID, deviceID: deviceID, state: state, policy: policy,
+		id: newSessionID(), control: make(chan control, 4), born: time.Now(),
+		limiter: newBucket(g.cfg.RequestRate, g.cfg.RequestBurst, g.cfg.Now()),
+		out:     make(chan outFrame, g.cfg.MaxInFlight+8),
+	}
+	s.touch()
+	// The session outlives nothing of the HTTP request but its values: it
+	// ends by itself, by Drain or by Close.
+	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	defer s.cancel()
+	opts := &websocket.AcceptOptions{
+		Subprotocols:   []string{Protocol},
+		OriginPatterns: g.cfg.OriginPatterns,
+		OnPingReceived: func(context.Context, []byte) bool { s.touch(); return true },
+		OnPongReceived: func(context.Context, []byte) { s.touch() },
+	}
+	if len(g.cfg.OriginPatterns) == 0 {
+		opts.InsecureSkipVerify = true // see Config.OriginPatterns
+	}
+	c, err := websocket.Accept(w, r, opts)
+	if err != nil {
+		g.log.Debug("websocket upgrade failed", "err", err)
+		return
+	}
+	s.conn = c
+	c.SetReadLimit(int64(4 * g.cfg.MaxFrame))
+
+	g.mu.Lock()
+	if g.draining {
+		g.mu.Unlock()
+		_ = c.Close(websocket.StatusServiceRestart, "server restarting")
+		return
+	}
+	g.sessions[s] = struct{}{}
+	g.wg.Add(1)
+	g.mu.Unlock()
+	defer g.wg.Done()
+	g.metrics.connections.Inc()
+	defer g.metrics.connections.Dec()
+
+	s.run()
+
+	g.mu.Lock()
+	delete(g.sessions, s)
+	g.mu.Unlock()
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func headerTokens(h http.Header, key string) []string {
+	var out []string
+	for _, v := range h.Values(key) {
+		for t := range strings.SplitSeq(v, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
+}
+
+func headerHasToken(h http.Header, key, token string) bool {
+	for _, t := range headerTokens(h, key) {
+		if strings.EqualFold(t, token) {
+			return true
+		}
+	}
+	return false
+}
+
+func newSessionID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// bucket is a token bucket; only its session's reader uses it.
+type bucket struct {
+	rate   float64
+	burst  float64
+	tokens float64
+	last   time.Time
+}
+
+func newBucket(rate float64, burst int, now time.Time) *bucket {
+	return &bucket{rate: rate, burst: float64(burst), tokens: float64(burst), last: now}
+}
+
+func (b *bucket) allow(now time.Time) bool {
+	if d := now.Sub(b.last); d > 0 {
+		b.tokens = math.Min(b.burst, b.tokens+d.Seconds()*b.rate)
+		b.last = now
+	}
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// window counts events in a fixed window.
+type window struct {
+	start time.Time
+	n     int
+}
+
+func (w *window) add(now time.Time, size time.Duration) int {
+	if now.Sub(w.start) >= size {
+		w.start, w.n = now, 0
+	}
+	w.n++
+	return w.n
+}
