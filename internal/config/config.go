@@ -82,7 +82,7 @@ func num(get func(*Config) *int) func(*flag.FlagSet, *Config, string, string) {
 
 var serveOptions = []option{
 	{"dev", "RINGD_DEV", "run the APNs simulator in-process and send all APNs traffic to it; create a demo app", func(fs *flag.FlagSet, c *Config, n, u string) { fs.BoolVar(&c.Dev, n, c.Dev, u) }},
-	{"addr", "RINGD_ADDR", "address to serve the API, console and metrics on", str(func(c *Config) *string { return &c.Addr })},
+	{"addr", "RINGD_ADDR", "address to serve the API, WebSocket connections and metrics on", str(func(c *Config) *string { return &c.Addr })},
 	{"data-dir", "RINGD_DATA_DIR", "directory for the SQLite database, generated keys and simulator state", str(func(c *Config) *string { return &c.DataDir })},
 	{"database", "RINGD_DATABASE", "postgres://… to use PostgreSQL instead of SQLite in the data directory", str(func(c *Config) *string { return &c.Database })},
 	{"master-key-file", "RINGD_MASTER_KEY_FILE", "file with the 32-byte key that encrypts secrets at rest (default: generated in the data directory)", str(func(c *Config) *string { return &c.MasterKeyFile })},

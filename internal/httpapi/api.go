@@ -32,6 +32,7 @@ type Config struct {
 	Store      store.Store
 	Sealer     *credentials.Sealer
 	Push       Pusher
+	Calls      CallService
 	AdminToken string
 	MaxDevices int
 	Now        func() time.Time
@@ -69,24 +70,31 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	routes := map[string]handlerFunc{
-		"POST /v1/apps":                                a.admin(a.createApp),
-		"GET /v1/apps":                                 a.admin(a.listApps),
-		"GET /v1/apps/{sdkappid}":                      a.appAdmin(a.getApp),
-		"DELETE /v1/apps/{sdkappid}":                   a.admin(a.deleteApp),
-		"GET /v1/apps/{sdkappid}/secret":               a.admin(a.getSecret),
-		"POST /v1/apps/{sdkappid}/secret/rotate":       a.admin(a.rotateSecret),
-		"POST /v1/apps/{sdkappid}/certificates":        a.admin(a.uploadCertificate),
-		"GET /v1/apps/{sdkappid}/certificates":         a.appAdmin(a.listCertificates),
-		"GET /v1/apps/{sdkappid}/certificates/{id}":    a.appAdmin(a.getCertificate),
-		"DELETE /v1/apps/{sdkappid}/certificates/{id}": a.admin(a.deleteCertificate),
-		"GET /v1/apps/{sdkappid}/users/{user}/devices": a.appAdmin(a.userDevices),
-		"DELETE /v1/apps/{sdkappid}/devices/{token}":   a.appAdmin(a.unbindDevice),
-		"POST /v1/apps/{sdkappid}/pushes":              a.appAdmin(a.createPush),
-		"GET /v1/apps/{sdkappid}/pushes":               a.appAdmin(a.listPushes),
-		"GET /v1/apps/{sdkappid}/pushes/{id}":          a.appAdmin(a.getPush),
-		"PUT /v1/me/apns":                              a.user(a.putAPNS),
-		"DELETE /v1/me/apns":                           a.user(a.deleteAPNS),
-		"GET /v1/me/apns":                              a.user(a.listAPNS),
+		"POST /v1/apps":                                   a.admin(a.createApp),
+		"GET /v1/apps":                                    a.admin(a.listApps),
+		"GET /v1/apps/{sdkappid}":                         a.appAdmin(a.getApp),
+		"DELETE /v1/apps/{sdkappid}":                      a.admin(a.deleteApp),
+		"GET /v1/apps/{sdkappid}/secret":                  a.admin(a.getSecret),
+		"POST /v1/apps/{sdkappid}/secret/rotate":          a.admin(a.rotateSecret),
+		"POST /v1/apps/{sdkappid}/certificates":           a.admin(a.uploadCertificate),
+		"GET /v1/apps/{sdkappid}/certificates":            a.appAdmin(a.listCertificates),
+		"GET /v1/apps/{sdkappid}/certificates/{id}":       a.appAdmin(a.getCertificate),
+		"DELETE /v1/apps/{sdkappid}/certificates/{id}":    a.admin(a.deleteCertificate),
+		"GET /v1/apps/{sdkappid}/users/{user}/devices":    a.appAdmin(a.userDevices),
+		"DELETE /v1/apps/{sdkappid}/devices/{token}":      a.appAdmin(a.unbindDevice),
+		"POST /v1/apps/{sdkappid}/pushes":                 a.appAdmin(a.createPush),
+		"GET /v1/apps/{sdkappid}/pushes":                  a.appAdmin(a.listPushes),
+		"GET /v1/apps/{sdkappid}/pushes/{id}":             a.appAdmin(a.getPush),
+		"GET /v1/apps/{sdkappid}/settings":                a.appAdmin(a.getSettings),
+		"PUT /v1/apps/{sdkappid}/settings":                a.appAdmin(a.putSettings),
+		"POST /v1/apps/{sdkappid}/calls":                  a.appAdmin(a.startCall),
+		"GET /v1/apps/{sdkappid}/calls":                   a.appAdmin(a.listCalls),
+		"GET /v1/apps/{sdkappid}/calls/{call_id}":         a.appAdmin(a.getCall),
+		"POST /v1/apps/{sdkappid}/calls/{call_id}/cancel": a.appAdmin(a.cancelCall),
+		"GET /v1/me/calls/{call_id}":                      a.user(a.myCall),
+		"PUT /v1/me/apns":                                 a.user(a.putAPNS),
+		"DELETE /v1/me/apns":                              a.user(a.deleteAPNS),
+		"GET /v1/me/apns":                                 a.user(a.listAPNS),
 	}
 	for pattern, h := range routes {
 		mux.Handle(pattern, a.serve(h))

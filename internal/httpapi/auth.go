@@ -133,3 +133,17 @@ func pathAppID(r *http.Request) (int64, error) {
 	}
 	return id, nil
 }
+
+// AuthenticateUserSig verifies a UserSig for the WebSocket gateway; a
+// refusal is an *Error with its status and code.
+func (a *API) AuthenticateUserSig(ctx context.Context, sig string) (int64, string, error) {
+	p, err := a.verifyUserSig(ctx, sig)
+	if err != nil {
+		if _, ok := asAPIError(err); !ok {
+			a.log.Error("usersig check failed", "err", err)
+			return 0, "", errInternal
+		}
+		return 0, "", err
+	}
+	return p.sdkAppID, p.userID, nil
+}

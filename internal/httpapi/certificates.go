@@ -80,7 +80,7 @@ func (a *API) UploadCertificate(ctx context.Context, sdkAppID int64, up Upload) 
 		return nil, apiErr(http.StatusBadRequest, "file_required", "send the .p12 or .p8 file in the multipart field \"file\"")
 	}
 	if len(up.File) > credentials.MaxFileSize {
-		return nil, apiErr(http.StatusRequestEntityTooLarge, "file_too_large", "the file is %d bytes; certificates and keys are under %d bytes", len(up.File), credentials.MaxFileSize)
+		return nil, apiErr(http.StatusRequestEntityTooLarge, "file_too_large", "the file is over %d bytes; APNs certificates and keys are far smaller: is it the right file?", credentials.MaxFileSize)
 	}
 	var certs []*store.Certificate
 	var err error
@@ -234,7 +234,7 @@ func (a *API) DeleteCertificate(ctx context.Context, sdkAppID, id int64, force b
 		return err
 	}
 	if n > 0 && !force {
-		return apiErr(http.StatusConflict, "certificate_in_use", "%d devices are registered with certificate %d; delete with ?force=true to remove them too", n, id)
+		return apiErr(http.StatusConflict, "certificate_in_use", "%s registered with certificate %d; delete with ?force=true to remove them too", devicesPhrase(n), id)
 	}
 	if err := a.cfg.Store.DeleteCertificate(ctx, id); err != nil {
 		return err
@@ -339,4 +339,11 @@ func (a *API) deleteCertificate(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+func devicesPhrase(n int) string {
+	if n == 1 {
+		return "1 device is"
+	}
+	return strconv.Itoa(n) + " devices are"
 }

@@ -39,3 +39,8 @@ func asAPIError(err error) (*Error, bool) {
 	}
 	return nil, false
 }
+
+// HTTPStatus and ErrorCode let other packages (the WebSocket gateway)
+// answer with the same status and code.
+func (e *Error) HTTPStatus() int   { return e.Status }
+func (e *Error) ErrorCode() string { return e.Code }

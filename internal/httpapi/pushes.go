@@ -34,6 +34,7 @@ func (a *API) SendPush(ctx context.Context, sdkAppID int64, req PushRequest) (Pu
 	if err := a.requireApp(ctx, sdkAppID); err != nil {
 		return PushResult{}, err
 	}
+	req.Source = "" // "call" is the call service's, not an API caller's
 	if (req.User == "") == (len(req.Users) == 0) {
 		return PushResult{}, apiErr(http.StatusBadRequest, "bad_recipients", "send either \"user\" or \"users\" (up to %d)", maxBatchUsers)
 	}
@@ -86,6 +87,9 @@ func (a *API) PushTrace(ctx context.Context, sdkAppID int64, pushID string) (*pu
 
 // RecentPushes lists an app's newest pushes, of one user or all.
 func (a *API) RecentPushes(ctx context.Context, sdkAppID int64, userID string, limit int) ([]push.Summary, error) {
+	if err := a.requireApp(ctx, sdkAppID); err != nil {
+		return nil, err
+	}
 	return a.cfg.Push.Recent(ctx, sdkAppID, userID, limit)
 }
 
@@ -133,8 +137,8 @@ func (a *API) listPushes(w http.ResponseWriter, r *http.Request) error {
 	limit := 50
 	if s := r.URL.Query().Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 500 {
-			return apiErr(http.StatusBadRequest, "bad_limit", "limit is 1 to 500")
+		if err != nil || n < 1 || n > 100 {
+			return apiErr(http.StatusBadRequest, "bad_limit", "limit is 1 to 100")
 		}
 		limit = n
 	}

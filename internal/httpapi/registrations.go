@@ -150,6 +150,9 @@ func userOrApp(userID string) string {
 
 // Devices lists a user's registrations.
 func (a *API) Devices(ctx context.Context, sdkAppID int64, userID string) ([]Registration, error) {
+	if err := a.requireApp(ctx, sdkAppID); err != nil {
+		return nil, err
+	}
 	regs, err := a.cfg.Store.Registrations(ctx, sdkAppID, userID)
 	if err != nil {
 		return nil, err

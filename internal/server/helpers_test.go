@@ -11,6 +11,7 @@ import (
 
 	"github.com/ringd/ringd/client"
 	"github.com/ringd/ringd/internal/auth"
+	"github.com/ringd/ringd/internal/clock"
 	"github.com/ringd/ringd/internal/config"
 	"github.com/ringd/ringd/internal/server"
 	"github.com/ringd/ringd/internal/store/storetest"
@@ -44,6 +45,12 @@ type env struct {
 // startDev runs `ringd serve --dev` in-process on a random port.
 func startDev(t *testing.T, database string) *env {
 	t.Helper()
+	return startDevWith(t, database, nil)
+}
+
+// startDevWith is startDev with a clock (nil: the real one).
+func startDevWith(t *testing.T, database string, clk clock.Clock) *env {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Dev, cfg.Addr, cfg.DataDir, cfg.Database = true, "127.0.0.1:0", t.TempDir(), database
 	ctx, cancel := context.WithCancel(context.Background())
@@ -51,7 +58,7 @@ func startDev(t *testing.T, database string) *env {
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	srv, err := server.New(ctx, cfg, server.Options{Logger: logger})
+	srv, err := server.New(ctx, cfg, server.Options{Logger: logger, Clock: clk})
 	if err != nil {
 		cancel()
 		t.Fatalf("server.New: %v", err)

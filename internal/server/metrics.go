@@ -38,7 +38,7 @@ func (c *certificateExpiry) Collect(ch chan<- prometheus.Metric) {
 		c.s.log.Warn("metrics: list apps", "err", err)
 		return
 	}
-	now := c.s.opts.Now()
+	now := c.s.opts.Clock.Now()
 	for _, app := range apps {
 		certs, err := c.s.store.Certificates(ctx, app.SDKAppID)
 		if err != nil {

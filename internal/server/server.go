@@ -21,11 +21,16 @@ import (
 
 	"github.com/ringd/ringd/internal/apns"
 	"github.com/ringd/ringd/internal/apnssim"
+	"github.com/ringd/ringd/internal/bus"
+	"github.com/ringd/ringd/internal/calls"
+	"github.com/ringd/ringd/internal/clock"
 	"github.com/ringd/ringd/internal/config"
 	"github.com/ringd/ringd/internal/credentials"
+	"github.com/ringd/ringd/internal/gateway"
 	"github.com/ringd/ringd/internal/httpapi"
 	"github.com/ringd/ringd/internal/push"
 	"github.com/ringd/ringd/internal/store"
+	"github.com/ringd/ringd/internal/webhooks"
 )
 
 // Options are what a caller of New may add to the Config: where to print
@@ -33,7 +38,7 @@ import (
 type Options struct {
 	Stdout io.Writer
 	Logger *slog.Logger
-	Now    func() time.Time
+	Clock  clock.Clock // nil: the real clock; tests pass a fake to fire ring timeouts
 }
 
 // Server is one running ringd.
@@ -47,6 +52,10 @@ type Server struct {
 	apns       *apns.Client
 	creds      *push.CredentialCache
 	push       *push.Service
+	hub        *bus.Hub
+	calls      *calls.Service
+	gateway    *gateway.Gateway
+	webhooks   *webhooks.Service
 	api        *httpapi.API
 	registry   *prometheus.Registry
 	httpSrv    *http.Server
@@ -69,8 +78,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (s *Server, err e
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.Clock == nil {
+		opts.Clock = clock.Real()
 	}
 	s = &Server{cfg: cfg, opts: opts, log: opts.Logger, registry: prometheus.NewRegistry()}
 	defer func() {
@@ -182,19 +191,48 @@ func readCAFile(path string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-func (s *Server) openPipeline(context.Context) error {
-	metrics := push.NewMetrics(s.registry)
+func (s *Server) openPipeline(ctx context.Context) error {
+	s.hub = bus.NewHub()
 	s.creds = push.NewCredentialCache(s.store, s.sealer)
+	// The parts refer to each other through the API (secrets, settings)
+	// and the webhooks (push and call events); closures resolve them once
+	// all exist.
+	s.webhooks = webhooks.New(webhooks.Config{Logger: s.log.With("component", "webhooks"), Metrics: s.registry, Now: s.opts.Clock.Now},
+		s.store, apiSecrets{s}, apiSettings{s})
 	s.push = push.New(push.Config{
-		Workers: s.cfg.PushWorkers, DefaultTTL: s.cfg.PushTTL, Now: s.opts.Now,
-		Logger: s.log.With("component", "push"), Metrics: metrics,
+		Workers: s.cfg.PushWorkers, DefaultTTL: s.cfg.PushTTL, Now: s.opts.Clock.Now,
+		Logger: s.log.With("component", "push"), Metrics: push.NewMetrics(s.registry), OnFinal: s.pushFinal,
 	}, s.store, s.apns, s.creds)
+	s.calls = calls.New(calls.Config{Clock: s.opts.Clock, Logger: s.log.With("component", "calls"), Metrics: s.registry},
+		s.store, s.hub, s.push, s.webhooks)
 	s.api = httpapi.New(httpapi.Config{
-		Store: s.store, Sealer: s.sealer, Push: s.push, AdminToken: s.adminToken, MaxDevices: s.cfg.MaxDevices,
-		Now: s.opts.Now, Logger: s.log.With("component", "api"), CredentialChanged: s.forgetCredential,
+		Store: s.store, Sealer: s.sealer, Push: s.push, Calls: s.calls, AdminToken: s.adminToken, MaxDevices: s.cfg.MaxDevices,
+		Now: s.opts.Clock.Now, Logger: s.log.With("component", "api"), CredentialChanged: s.forgetCredential,
 	})
+	s.gateway = gateway.New(gateway.Config{Logger: s.log.With("component", "gateway"), Metrics: s.registry}, s.calls, s.hub, s.api, s.api)
 	s.registerMetrics()
+	if err := s.calls.Start(ctx); err != nil {
+		return fmt.Errorf("calls: %w", err)
+	}
+	s.closers = append(s.closers, func() error { s.calls.Close(); return nil })
 	return nil
+}
+
+// pushFinal turns a push that failed or expired into a push.failed webhook.
+func (s *Server) pushFinal(ctx context.Context, ev push.FinalEvent) {
+	s.webhooks.Emit(ctx, ev.SDKAppID, "push.failed", ev)
+}
+
+type apiSecrets struct{ s *Server }
+
+func (a apiSecrets) AppSecret(ctx context.Context, sdkAppID int64) (string, error) {
+	return a.s.api.AppSecret(ctx, sdkAppID)
+}
+
+type apiSettings struct{ s *Server }
+
+func (a apiSettings) WebhookURL(ctx context.Context, sdkAppID int64) (string, error) {
+	return a.s.api.WebhookURL(ctx, sdkAppID)
 }
 
 // forgetCredential drops a deleted certificate's cached key and its APNs
@@ -242,8 +280,17 @@ func (s *Server) Demo() *Demo { return s.demo }
 // not sent stays in the outbox), close APNs connections and the store.
 func (s *Server) Run(ctx context.Context) error {
 	workers, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
-	pushDone := make(chan error, 1)
-	go func() { pushDone <- s.push.Run(workers) }()
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for _, run := range []func(context.Context) error{s.push.Run, s.webhooks.Run} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(workers); err != nil && !errors.Is(err, context.Canceled) {
+				errs <- err
+			}
+		}()
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.httpSrv.Serve(s.listener) }()
 	s.printBanner()
@@ -257,17 +304,23 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("shutting down", "deadline", s.cfg.ShutdownTimeout)
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
+	// Lame duck: clients are told to reconnect (spread over part of the
+	// deadline) before the listener closes, so calls survive a deploy.
+	s.gateway.Drain(shutdownCtx, s.cfg.ShutdownTimeout/4)
 	if e := s.httpSrv.Shutdown(shutdownCtx); e != nil && !errors.Is(e, http.ErrServerClosed) {
 		err = errors.Join(err, fmt.Errorf("http shutdown: %w", e))
 	}
 	stopWorkers()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
 	select {
-	case e := <-pushDone:
-		if e != nil && !errors.Is(e, context.Canceled) {
-			err = errors.Join(err, e)
-		}
+	case <-done:
 	case <-shutdownCtx.Done():
-		s.log.Warn("push workers did not stop before the deadline; unsent pushes stay in the outbox")
+		s.log.Warn("workers did not stop before the deadline; unsent pushes stay in the outbox")
+	}
+	close(errs)
+	for e := range errs {
+		err = errors.Join(err, e)
 	}
 	return errors.Join(err, s.close())
 }
