@@ -1,9 +1,9 @@
 package calls
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	promreg "github.com/ringd/ringd/internal/metrics"
 )
 
 // metrics of the call service. Without a Registerer they are kept but not
@@ -27,23 +27,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"type"}),
 	}
 	if reg != nil {
-		m.calls = register(reg, m.calls)
-		m.ringing = register(reg, m.ringing)
-		m.events = register(reg, m.events)
+		m.calls = promreg.Register(reg, m.calls)
+		m.ringing = promreg.Register(reg, m.ringing)
+		m.events = promreg.Register(reg, m.events)
 	}
 	return m
-}
-
-// register registers c, or returns the collector already registered under
-// its name (a second Service in the same process shares it).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }

@@ -1,9 +1,9 @@
 package gateway
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	promreg "github.com/ringd/ringd/internal/metrics"
 )
 
 type metrics struct {
@@ -26,23 +26,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"reason"}),
 	}
 	if reg != nil {
-		m.connections = register(reg, m.connections)
-		m.frames = register(reg, m.frames)
-		m.closes = register(reg, m.closes)
+		m.connections = promreg.Register(reg, m.connections)
+		m.frames = promreg.Register(reg, m.frames)
+		m.closes = promreg.Register(reg, m.closes)
 	}
 	return m
-}
-
-// register registers c, or returns the collector already registered under
-// its name (a second gateway on the same registry shares the series).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }
