@@ -6,79 +6,39 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ringd/ringd/internal/apns"
+	"github.com/ringd/ringd/internal/outbox"
 	"github.com/ringd/ringd/internal/store"
 )
 
 // Run sends the outbox until ctx is done, then waits for the sends in
 // flight, each bounded by the lease, and returns nil.
 func (s *Service) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	slots := make(chan struct{}, s.cfg.Workers)
-	freed := make(chan struct{}, 1)
-	ticker := time.NewTicker(s.cfg.PollInterval)
-	defer ticker.Stop()
 	var lastDepth time.Time
-	for ctx.Err() == nil {
-		full, err := s.claim(ctx, slots, freed, &wg)
-		if err != nil && ctx.Err() == nil {
-			s.log.Warn("push: claim deliveries", slog.Any("err", err))
-		}
-		if time.Since(lastDepth) >= s.cfg.PollInterval {
-			s.sampleDepth(ctx)
-			lastDepth = time.Now()
-		}
-		if full && len(slots) < cap(slots) {
-			continue // more is waiting and there is room for it
-		}
-		// Waiting on freed only after a full claim avoids an empty claim
-		// query each time a worker finishes while the outbox is drained.
-		var freedC <-chan struct{}
-		if full {
-			freedC = freed
-		}
-		select {
-		case <-ctx.Done():
-		case <-s.wake:
-		case <-ticker.C:
-		case <-freedC:
-		}
-	}
-	return nil
-}
-
-// claim leases as many due deliveries as there are idle workers and starts
-// one goroutine per delivery. It reports whether it got all it asked for.
-func (s *Service) claim(ctx context.Context, slots, freed chan struct{}, wg *sync.WaitGroup) (bool, error) {
-	limit := min(cap(slots)-len(slots), s.cfg.ClaimBatch)
-	if limit <= 0 {
-		return true, nil
-	}
-	now := s.cfg.Now()
-	ds, err := s.st.ClaimDeliveries(ctx, now, now.Add(s.cfg.Lease), limit)
-	if err != nil {
-		return false, fmt.Errorf("push: claim: %w", err)
-	}
-	for i := range ds {
-		slots <- struct{}{} // never blocks: only this goroutine fills slots
-		wg.Add(1)
-		go func(d *store.Delivery) {
-			defer func() {
-				<-slots
-				wg.Done()
-				select {
-				case freed <- struct{}{}:
-				default:
-				}
-			}()
-			s.process(ctx, d)
-		}(&ds[i])
-	}
-	return len(ds) == limit, nil
+	return outbox.Run(ctx, outbox.Config[store.Delivery]{
+		Workers:      s.cfg.Workers,
+		Batch:        s.cfg.ClaimBatch,
+		PollInterval: s.cfg.PollInterval,
+		Wake:         s.wake,
+		Claim: func(ctx context.Context, limit int) ([]store.Delivery, error) {
+			now := s.cfg.Now()
+			ds, err := s.st.ClaimDeliveries(ctx, now, now.Add(s.cfg.Lease), limit)
+			if err != nil {
+				return nil, fmt.Errorf("push: claim: %w", err)
+			}
+			return ds, nil
+		},
+		Process: s.process,
+		OnError: func(err error) { s.log.Warn("push: claim deliveries", slog.Any("err", err)) },
+		AfterClaim: func(ctx context.Context) {
+			if time.Since(lastDepth) >= s.cfg.PollInterval {
+				s.sampleDepth(ctx)
+				lastDepth = time.Now()
+			}
+		},
+	})
 }
 
 func (s *Service) sampleDepth(ctx context.Context) {

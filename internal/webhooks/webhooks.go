@@ -73,13 +73,13 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ringd/ringd/internal/outbox"
 	"github.com/ringd/ringd/internal/store"
 )
 
@@ -281,62 +281,22 @@ func (s *Service) Wake() {
 // in flight (each bounded by the client's timeout and the lease) and
 // returns nil.
 func (s *Service) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	slots := make(chan struct{}, s.cfg.Workers)
-	freed := make(chan struct{}, 1)
-	ticker := time.NewTicker(s.cfg.PollInterval)
-	defer ticker.Stop()
-	for ctx.Err() == nil {
-		full, err := s.claim(ctx, slots, freed, &wg)
-		if err != nil && ctx.Err() == nil {
-			s.log.Warn("webhooks: claim events", slog.Any("err", err))
-		}
-		if full && len(slots) < cap(slots) {
-			continue
-		}
-		var freedC <-chan struct{}
-		if full {
-			freedC = freed // more is due: claim again as soon as a worker is free
-		}
-		select {
-		case <-ctx.Done():
-		case <-s.wake:
-		case <-ticker.C:
-		case <-freedC:
-		}
-	}
-	return nil
-}
-
-// claim leases as many due events as there are idle workers and sends each
-// in its own goroutine. It reports whether it got all it asked for.
-func (s *Service) claim(ctx context.Context, slots, freed chan struct{}, wg *sync.WaitGroup) (bool, error) {
-	limit := min(cap(slots)-len(slots), claimBatch)
-	if limit <= 0 {
-		return true, nil
-	}
-	now := s.cfg.Now()
-	ws, err := s.st.ClaimWebhooks(ctx, now, now.Add(s.cfg.Lease), limit)
-	if err != nil {
-		return false, fmt.Errorf("webhooks: claim: %w", err)
-	}
-	for i := range ws {
-		slots <- struct{}{} // never blocks: only this goroutine fills slots
-		wg.Add(1)
-		go func(w *store.Webhook) {
-			defer func() {
-				<-slots
-				wg.Done()
-				select {
-				case freed <- struct{}{}:
-				default:
-				}
-			}()
-			s.process(ctx, w)
-		}(&ws[i])
-	}
-	return len(ws) == limit, nil
+	return outbox.Run(ctx, outbox.Config[store.Webhook]{
+		Workers:      s.cfg.Workers,
+		Batch:        claimBatch,
+		PollInterval: s.cfg.PollInterval,
+		Wake:         s.wake,
+		Claim: func(ctx context.Context, limit int) ([]store.Webhook, error) {
+			now := s.cfg.Now()
+			ws, err := s.st.ClaimWebhooks(ctx, now, now.Add(s.cfg.Lease), limit)
+			if err != nil {
+				return nil, fmt.Errorf("webhooks: claim: %w", err)
+			}
+			return ws, nil
+		},
+		Process: s.process,
+		OnError: func(err error) { s.log.Warn("webhooks: claim events", slog.Any("err", err)) },
+	})
 }
 
 // process sends one claimed event and records the outcome. Like the push

@@ -1,0 +1,136 @@
+// Package outbox runs the workers of a durable outbox kept in the store:
+// it leases due items, never more than there are idle workers, and hands
+// each to its own goroutine. The push pipeline and the webhooks share it.
+//
+// Items are claimed when Run starts, on every poll, on a wake-up, and, after
+// a claim that got all it asked for, as soon as a worker is free: more is
+// then likely due, and waiting for the poll would leave workers idle. After
+// a claim that got less, a finished item does not cause a claim, so a
+// drained outbox is not queried each time a worker finishes. A failed claim
+// is not retried at once but at the next poll or wake-up.
+package outbox
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// Config is what Run needs. Workers, Batch, PollInterval, Claim and Process
+// are required.
+type Config[T any] struct {
+	// Workers is how many items are processed at most at once.
+	Workers int
+	// Batch is how many items one claim asks for at most.
+	Batch int
+	// PollInterval is how often the outbox is claimed from without a wake-up.
+	PollInterval time.Duration
+	// Wake, when not nil, makes Run claim at once when it receives.
+	Wake <-chan struct{}
+	// Claim leases at most limit due items (limit > 0). Run calls it from
+	// one goroutine, never concurrently with itself.
+	Claim func(ctx context.Context, limit int) ([]T, error)
+	// Process handles one claimed item in its own goroutine. Its ctx is
+	// Run's: it is cancelled at shutdown, and Run waits for Process to
+	// return, so Process bounds its own work (the lease) instead of
+	// dropping what it has half done when ctx is cancelled.
+	Process func(ctx context.Context, item *T)
+	// OnError, when not nil, gets the errors of Claim, except those once
+	// ctx is done.
+	OnError func(err error)
+	// AfterClaim, when not nil, is called after each claim, from the
+	// goroutine that claims.
+	AfterClaim func(ctx context.Context)
+}
+
+func (c *Config[T]) validate() error {
+	switch {
+	case c.Workers <= 0:
+		return errors.New("outbox: Workers must be positive")
+	case c.Batch <= 0:
+		return errors.New("outbox: Batch must be positive")
+	case c.PollInterval <= 0:
+		return errors.New("outbox: PollInterval must be positive")
+	case c.Claim == nil || c.Process == nil:
+		return errors.New("outbox: Claim and Process are required")
+	}
+	return nil
+}
+
+// Run claims and processes items until ctx is done, then waits for the
+// items in flight and returns nil. It returns an error only for an invalid
+// Config, at once.
+func Run[T any](ctx context.Context, cfg Config[T]) error {
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	r := &runner[T]{
+		cfg:   cfg,
+		slots: make(chan struct{}, cfg.Workers),
+		freed: make(chan struct{}, 1),
+	}
+	defer r.wg.Wait()
+	ticker := time.NewTicker(cfg.PollInterval)
+	defer ticker.Stop()
+	for ctx.Err() == nil {
+		full, err := r.claim(ctx)
+		if err != nil && ctx.Err() == nil && cfg.OnError != nil {
+			cfg.OnError(err)
+		}
+		if cfg.AfterClaim != nil {
+			cfg.AfterClaim(ctx)
+		}
+		if full && len(r.slots) < cap(r.slots) {
+			continue // more is waiting and there is room for it
+		}
+		// Waiting on freed only after a full claim avoids an empty claim
+		// each time a worker finishes while the outbox is drained.
+		var freed <-chan struct{}
+		if full {
+			freed = r.freed
+		}
+		select {
+		case <-ctx.Done():
+		case <-cfg.Wake:
+		case <-ticker.C:
+		case <-freed:
+		}
+	}
+	return nil
+}
+
+type runner[T any] struct {
+	cfg   Config[T]
+	slots chan struct{} // one token per item in flight
+	freed chan struct{} // a worker finished since the last claim
+	wg    sync.WaitGroup
+}
+
+// claim leases as many items as there are idle workers, up to Batch, and
+// starts one goroutine per item. It reports whether it got all it asked
+// for; with no idle worker it asks for nothing and reports true.
+func (r *runner[T]) claim(ctx context.Context) (bool, error) {
+	limit := min(cap(r.slots)-len(r.slots), r.cfg.Batch)
+	if limit <= 0 {
+		return true, nil
+	}
+	items, err := r.cfg.Claim(ctx, limit)
+	if err != nil {
+		return false, err
+	}
+	for i := range items {
+		r.slots <- struct{}{} // never blocks: only this goroutine fills slots
+		r.wg.Go(func() {
+			defer func() {
+				<-r.slots
+				select {
+				case r.freed <- struct{}{}:
+				default:
+				}
+			}()
+			r.cfg.Process(ctx, &items[i])
+		})
+	}
+	return len(items) == limit, nil
+}
