@@ -17,6 +17,8 @@ type Call struct {
 	SDKAppID   int64      `json:"sdkappid"`
 	Caller     string     `json:"caller"`
 	CallerName string     `json:"caller_name,omitempty"`
+	UUID       string     `json:"uuid,omitempty"`    // the UUID to report to CallKit
+	Timeout    int        `json:"timeout,omitempty"` // ring timeout in seconds
 	GroupID    string     `json:"group_id,omitempty"`
 	Media      string     `json:"media"`
 	RoomID     string     `json:"room_id,omitempty"`
@@ -107,6 +109,12 @@ func (a *Admin) StartCall(ctx context.Context, sdkAppID int64, req StartCall) (s
 		return "", err
 	}
 	return out.CallID, nil
+}
+
+// EndCall ends a call in any state (ringing or answered), as the app
+// server; everyone is told call.ended with reason ended_by_server.
+func (a *Admin) EndCall(ctx context.Context, sdkAppID int64, callID string) error {
+	return a.c.do(ctx, http.MethodPost, fmt.Sprintf("/v1/apps/%d/calls/%s/end", sdkAppID, url.PathEscape(callID)), nil, nil)
 }
 
 // CancelCall ends a call that still rings, as its caller would.

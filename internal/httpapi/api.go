@@ -91,6 +91,7 @@ func (a *API) Handler() http.Handler {
 		"GET /v1/apps/{sdkappid}/calls":                   a.appAdmin(a.listCalls),
 		"GET /v1/apps/{sdkappid}/calls/{call_id}":         a.appAdmin(a.getCall),
 		"POST /v1/apps/{sdkappid}/calls/{call_id}/cancel": a.appAdmin(a.cancelCall),
+		"POST /v1/apps/{sdkappid}/calls/{call_id}/end":    a.appAdmin(a.endCall),
 		"GET /v1/me/calls/{call_id}":                      a.user(a.myCall),
 		"PUT /v1/me/apns":                                 a.user(a.putAPNS),
 		"DELETE /v1/me/apns":                              a.user(a.deleteAPNS),

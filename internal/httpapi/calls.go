@@ -15,6 +15,7 @@ import (
 type CallService interface {
 	Invite(ctx context.Context, a calls.Actor, req calls.InviteRequest) (*calls.Call, error)
 	Cancel(ctx context.Context, a calls.Actor, callID string) (*calls.Call, error)
+	End(ctx context.Context, sdkAppID int64, callID, requestID string) (*calls.Call, error)
 	Get(ctx context.Context, sdkAppID int64, callID string) (*calls.Call, error)
 	GetForUser(ctx context.Context, sdkAppID int64, userID, callID string) (*calls.Call, error)
 	List(ctx context.Context, sdkAppID int64, f store.CallFilter) ([]calls.Call, error)
@@ -65,6 +66,12 @@ func (a *API) CancelCall(ctx context.Context, sdkAppID int64, callID, requestID 
 	return c, callError(err)
 }
 
+// EndCall ends a call in any state, for the app server.
+func (a *API) EndCall(ctx context.Context, sdkAppID int64, callID, requestID string) (*calls.Call, error) {
+	c, err := a.cfg.Calls.End(ctx, sdkAppID, callID, requestID)
+	return c, callError(err)
+}
+
 // GetCall returns one call of the app.
 func (a *API) GetCall(ctx context.Context, sdkAppID int64, callID string) (*calls.Call, error) {
 	c, err := a.cfg.Calls.Get(ctx, sdkAppID, callID)
@@ -103,6 +110,19 @@ func (a *API) cancelCall(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	c, err := a.CancelCall(r.Context(), id, r.PathValue("call_id"), r.Header.Get("Idempotency-Key"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, c)
+	return nil
+}
+
+func (a *API) endCall(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathAppID(r)
+	if err != nil {
+		return err
+	}
+	c, err := a.EndCall(r.Context(), id, r.PathValue("call_id"), r.Header.Get("Idempotency-Key"))
 	if err != nil {
 		return err
 	}

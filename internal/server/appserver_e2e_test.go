@@ -109,4 +109,17 @@ func TestAppServerCallsAndWebhooks(t *testing.T) {
 	}
 	waitEvent(t, bob, "call.cancelled", second)
 	sink.waitFor(t, "call.missed")
+
+	// An answered call whose apps went away is ended by the app server.
+	third := must[string](t)(e.admin.StartCall(ctx, app.SDKAppID, client.StartCall{Caller: "alice", Invitees: []string{"bob"}, Media: "audio"}))
+	waitEvent(t, bob, "call.invited", third)
+	must[*client.Call](t)(bob.Accept(ctx, third))
+	if err := e.admin.EndCall(ctx, app.SDKAppID, third); err != nil {
+		t.Fatal(err)
+	}
+	ended := waitEvent(t, bob, "call.ended", third)
+	if ended.Reason != "ended_by_server" || ended.Call.UUID == "" || ended.Call.Timeout == 0 {
+		t.Fatalf("server-ended call: %+v %s", ended, dump(ended.Call))
+	}
+	wantCode(t, e.admin.EndCall(ctx, app.SDKAppID, third), "call_ended")
 }
