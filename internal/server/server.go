@@ -25,6 +25,7 @@ import (
 	"github.com/ringd/ringd/internal/calls"
 	"github.com/ringd/ringd/internal/clock"
 	"github.com/ringd/ringd/internal/config"
+	"github.com/ringd/ringd/internal/console"
 	"github.com/ringd/ringd/internal/credentials"
 	"github.com/ringd/ringd/internal/gateway"
 	"github.com/ringd/ringd/internal/httpapi"
@@ -57,6 +58,7 @@ type Server struct {
 	gateway    *gateway.Gateway
 	webhooks   *webhooks.Service
 	api        *httpapi.API
+	console    *console.Console
 	registry   *prometheus.Registry
 	httpSrv    *http.Server
 	listener   net.Listener
@@ -88,7 +90,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (s *Server, err e
 		}
 	}()
 	for _, step := range []func(context.Context) error{
-		s.openDataDir, s.openSecrets, s.openStore, s.openSimulator, s.openAPNs, s.openPipeline, s.openHTTP,
+		s.openDataDir, s.openSecrets, s.openStore, s.openSimulator, s.openAPNs, s.openPipeline, s.openConsole, s.openHTTP,
 	} {
 		if err := step(ctx); err != nil {
 			return nil, err
