@@ -402,9 +402,18 @@ func (c *Client) Forget(credentialID int64) {
 }
 
 // OpenConnections is the number of open connections to APNs, draining ones
-// included.
+// included. It stays at or below MaxConnsPerPool × Pools(), plus the
+// connections of pools being closed by Forget or a credential change.
 func (c *Client) OpenConnections() int {
 	return int(c.open.Load())
+}
+
+// Pools is the number of connection pools: one per (credential,
+// environment) that has sent.
+func (c *Client) Pools() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.pools)
 }
 
 // Close closes every connection at once, failing requests in flight, and
@@ -423,7 +432,7 @@ func (c *Client) Close() error {
 
 	c.cancel()
 	for _, p := range pools {
-		p.close(nil)
+		p.abort()
 	}
 	c.wg.Wait()
 	return nil

@@ -38,6 +38,7 @@ type conn struct {
 	limit    int  // the server's SETTINGS_MAX_CONCURRENT_STREAMS, last seen
 	added    bool // in pool.conns and counted as open
 	retired  bool // we decided to close it; not picked for new requests
+	draining bool // retired while open: counted in pool.draining until closed
 	closed   bool // its network connection is closed
 }
 

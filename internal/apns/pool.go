@@ -24,10 +24,15 @@ var ErrClosed = errors.New("apns: client closed")
 
 // BackoffError is returned when a pool has no connection and the last dial
 // failed recently: ringd does not hammer a failing host with dials.
+//
+// The caller should not try again before Wait has passed: the pool would
+// answer the same at once, without a request. The push pipeline schedules
+// its next attempt at least that far away.
 type BackoffError struct {
 	Host  string
-	Until time.Time // next dial allowed at (Config.Now clock)
-	Err   error     // the last dial failure
+	Until time.Time     // next dial allowed at (Config.Now clock)
+	Wait  time.Duration // from the error until Until
+	Err   error         // the last dial failure
 }
 
 func (e *BackoffError) Error() string {
@@ -56,6 +61,7 @@ type pool struct {
 
 	mu       sync.Mutex
 	conns    []*conn       // usable (not retired, not closed)
+	draining int           // retired but not yet closed; they count against MaxConnsPerPool
 	dialing  bool          // one dial at a time per pool
 	wake     chan struct{} // closed and cleared when capacity may have changed
 	failures int           // consecutive dial failures
@@ -99,7 +105,10 @@ func (p *pool) pickLocked() (*conn, <-chan struct{}, error) {
 		best.inflight++
 		return best, nil, nil
 	}
-	canGrow := len(p.conns) < p.client.cfg.MaxConnsPerPool
+	// Draining connections count: after a GOAWAY the old connection may
+	// live on for its last streams, and the bound on connections to APNs
+	// holds for open ones, not only for usable ones.
+	canGrow := len(p.conns)+p.draining < p.client.cfg.MaxConnsPerPool
 	backingOff := p.client.cfg.Now().Before(p.nextDial)
 	if canGrow && !p.dialing && !backingOff {
 		p.startDialLocked()
@@ -109,7 +118,8 @@ func (p *pool) pickLocked() (*conn, <-chan struct{}, error) {
 		return best, nil, nil
 	}
 	if best == nil && backingOff && !p.dialing {
-		return nil, nil, &BackoffError{Host: p.host, Until: p.nextDial, Err: p.lastErr}
+		wait := p.nextDial.Sub(p.client.cfg.Now())
+		return nil, nil, &BackoffError{Host: p.host, Until: p.nextDial, Wait: wait, Err: p.lastErr}
 	}
 	return nil, p.waitLocked(), nil
 }
@@ -175,6 +185,10 @@ func (p *pool) retireLocked(c *conn) bool {
 		return false
 	}
 	c.retired = true
+	if c.added && !c.closed {
+		c.draining = true
+		p.draining++
+	}
 	p.removeLocked(c)
 	p.client.wg.Add(1)
 	return true
@@ -293,6 +307,10 @@ func (p *pool) connClosed(c *conn) {
 		p.mu.Unlock()
 		return // failed during openConn; dial reports it
 	}
+	if c.draining {
+		c.draining = false
+		p.draining--
+	}
 	p.removeLocked(c)
 	life, byUs := time.Since(c.opened), c.retired
 	if !byUs && !c.answered.Load() && life < minHealthyLife {
@@ -309,7 +327,14 @@ func (p *pool) connClosed(c *conn) {
 // close takes the pool out of service. With ctx nil the connections are
 // closed at once (Client.Close); otherwise they finish their requests within
 // ctx (Forget).
-func (p *pool) close(ctx context.Context) {
+// abort closes the pool's connections at once, cutting requests in flight.
+func (p *pool) abort() { p.shutdown(context.Background(), false) }
+
+// close lets requests in flight finish until ctx ends, then closes.
+func (p *pool) close(ctx context.Context) { p.shutdown(ctx, true) }
+
+// shutdown retires every connection: gracefully until ctx ends, or at once.
+func (p *pool) shutdown(ctx context.Context, graceful bool) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -326,7 +351,7 @@ func (p *pool) close(ctx context.Context) {
 
 	var wg sync.WaitGroup
 	for _, c := range conns {
-		if ctx == nil {
+		if !graceful {
 			_ = c.cc.Close()
 			continue
 		}

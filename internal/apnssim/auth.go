@@ -29,6 +29,7 @@ type authResult struct {
 // first valid push, and when it last changed.
 type tokenBinding struct {
 	jwt       string
+	key       *signingKey // to see a revocation on the fast path
 	keyID     string
 	teamID    string
 	issuedAt  time.Time
@@ -53,7 +54,7 @@ func (s *Simulator) certAuth(cs *connState, env string) (authResult, *rejection)
 		return authResult{}, reject(ReasonBadCertificate)
 	}
 	now := s.now()
-	if now.After(cs.cert.NotAfter) || now.Before(cs.cert.NotBefore) {
+	if now.After(cs.cert.NotAfter) || now.Before(cs.cert.NotBefore) || s.revoked.has(cs.certSerial) {
 		return authResult{}, reject(ReasonBadCertificate)
 	}
 	if env == EnvDevelopment && !cs.certInfo.Development || env == EnvProduction && !cs.certInfo.Production {
@@ -73,6 +74,9 @@ func (s *Simulator) tokenAuth(cs *connState, env, header string) (authResult, *r
 	}
 	now := s.now()
 	if b, ok := cs.boundToken(raw); ok {
+		if b.key.revoked() {
+			return authResult{}, reject(ReasonInvalidProviderToken)
+		}
 		if now.Sub(b.issuedAt) > tokenMaxAge {
 			return authResult{}, reject(ReasonExpiredProviderToken)
 		}
@@ -85,7 +89,7 @@ func (s *Simulator) tokenAuth(cs *connState, env, header string) (authResult, *r
 	if key.Environment != EnvBoth && key.Environment != env {
 		return authResult{}, reject(ReasonBadEnvironmentKeyIDInToken)
 	}
-	if rej := s.bindToken(cs, raw, tok, now); rej != nil {
+	if rej := s.bindToken(cs, raw, tok, key, now); rej != nil {
 		return authResult{}, rej
 	}
 	return authResult{keyID: key.KeyID, teamID: key.TeamID}, nil
@@ -100,7 +104,7 @@ func (s *Simulator) verifyToken(raw string, now time.Time) (providerToken, *sign
 		return tok, nil, reject(ReasonInvalidProviderToken)
 	}
 	key := s.keys.get(tok.KeyID)
-	if key == nil || key.TeamID != tok.Issuer {
+	if key == nil || key.TeamID != tok.Issuer || key.revoked() {
 		s.log.Debug("apnssim: provider token refused", "key_id", tok.KeyID, "iss", tok.Issuer)
 		return tok, nil, reject(ReasonInvalidProviderToken)
 	}
@@ -128,7 +132,7 @@ func (cs *connState) boundToken(raw string) (tokenBinding, bool) {
 // bindToken makes raw the connection's token. The first valid token binds
 // its key to the connection; later tokens must come from the same key and
 // at least 20 minutes after the previous change.
-func (s *Simulator) bindToken(cs *connState, raw string, tok providerToken, now time.Time) *rejection {
+func (s *Simulator) bindToken(cs *connState, raw string, tok providerToken, key *signingKey, now time.Time) *rejection {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	b := &cs.token
@@ -141,7 +145,7 @@ func (s *Simulator) bindToken(cs *connState, raw string, tok providerToken, now 
 		return reject(ReasonTooManyProviderTokenUpdates)
 	}
 	changed := b.jwt != ""
-	*b = tokenBinding{jwt: raw, keyID: tok.KeyID, teamID: tok.Issuer,
+	*b = tokenBinding{jwt: raw, key: key, keyID: tok.KeyID, teamID: tok.Issuer,
 		issuedAt: time.Unix(tok.IssuedAt, 0), changedAt: now}
 	if changed {
 		cs.jwtChanges.Add(1)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 )
 
 // maxControlBody bounds control API request bodies.
@@ -17,6 +18,8 @@ const (
 	CodeBadRequest     = "bad_request"
 	CodeBodyTooLarge   = "body_too_large"
 	CodeDeviceNotFound = "device_not_found"
+	CodeKeyNotFound    = "key_not_found"
+	CodeCertNotFound   = "certificate_not_found"
 	CodeNotFound       = "not_found"
 	CodeInternal       = "internal_error"
 )
@@ -38,7 +41,10 @@ func (s *Simulator) ControlHandler() http.Handler {
 	c := &control{sim: s}
 	mux := http.NewServeMux()
 	mux.Handle("POST /sim/v1/keys", c.handle(c.postKey))
+	mux.Handle("POST /sim/v1/keys/{key_id}/revoke", c.handle(c.revokeKey))
 	mux.Handle("POST /sim/v1/certificates", c.handle(c.postCertificate))
+	mux.Handle("POST /sim/v1/certificates/{certificate_id}/revoke", c.handle(c.revokeCertificate))
+	mux.Handle("POST /sim/v1/restart", c.handle(c.postRestart))
 	mux.Handle("POST /sim/v1/devices", c.handle(c.postDevice))
 	mux.Handle("GET /sim/v1/devices", c.handle(c.listDevices))
 	mux.Handle("DELETE /sim/v1/devices/{token}", c.handle(c.deleteDevice))
@@ -82,6 +88,10 @@ func (c *control) classify(err error) *apiError {
 		return &apiError{http.StatusBadRequest, CodeBadRequest, err.Error()}
 	case errors.Is(err, ErrUnknownDevice):
 		return &apiError{http.StatusNotFound, CodeDeviceNotFound, "no device with that token"}
+	case errors.Is(err, ErrUnknownKey):
+		return &apiError{http.StatusNotFound, CodeKeyNotFound, "no key with that key ID"}
+	case errors.Is(err, ErrUnknownCertificate):
+		return &apiError{http.StatusNotFound, CodeCertNotFound, "no certificate with that certificate ID"}
 	default:
 		return &apiError{http.StatusInternalServerError, CodeInternal, "internal error"}
 	}
@@ -146,6 +156,23 @@ func parseDeviceRequest(b []byte) (DeviceOptions, error) {
 	return o.normalize()
 }
 
+// RestartOptions is the body of POST /sim/v1/restart.
+type RestartOptions struct {
+	// DownMS is how long the endpoints refuse connections (at most 60000).
+	DownMS int `json:"down_ms,omitempty"`
+}
+
+func parseRestartRequest(b []byte) (RestartOptions, error) {
+	var o RestartOptions
+	if err := decodeStrict(b, &o); err != nil {
+		return o, err
+	}
+	if o.DownMS < 0 || time.Duration(o.DownMS)*time.Millisecond > maxRestartDown {
+		return o, fmt.Errorf("%w: down_ms must be between 0 and %d", ErrInvalid, maxRestartDown.Milliseconds())
+	}
+	return o, nil
+}
+
 func parseFaultsRequest(b []byte) (Faults, error) {
 	var f Faults
 	if err := decodeStrict(b, &f); err != nil {
@@ -175,6 +202,36 @@ func (c *control) postKey(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, k)
 	return nil
+}
+
+func (c *control) revokeKey(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("key_id")
+	if err := c.sim.RevokeKey(id); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"key_id": id, "revoked": true})
+	return nil
+}
+
+func (c *control) revokeCertificate(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("certificate_id")
+	if err := c.sim.RevokeCertificate(id); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"certificate_id": id, "revoked": true})
+	return nil
+}
+
+// postRestart restarts the endpoints and answers once they accept again.
+func (c *control) postRestart(w http.ResponseWriter, r *http.Request) error {
+	o, err := decodeRequest(w, r, parseRestartRequest)
+	if err != nil {
+		return err
+	}
+	if err := c.sim.Restart(r.Context(), time.Duration(o.DownMS)*time.Millisecond); err != nil {
+		return err
+	}
+	return c.getEndpoints(w, r)
 }
 
 func (c *control) postCertificate(w http.ResponseWriter, r *http.Request) error {

@@ -13,7 +13,7 @@ func FuzzControlRequests(f *testing.F) {
 		`{"bundle_id":"com.example.app","environment":"both","voip":true,"expired":true,"legacy":true}`,
 		`{"bundle_id":"com.example.app","environment":"production","kind":"voip","length":64}`,
 		`{"error_rate":0.2,"error_statuses":[500,503],"latency_ms":2000,"reset_rate":0.01,"goaway_after":3,"max_concurrent_streams":1,"duration_ms":10}`,
-		`{"a":1} trailing`, `[1,2]`, `{"length":1e400}`, `{"error_rate":-0}`,
+		`{"a":1} trailing`, `[1,2]`, `{"length":1e400}`, `{"error_rate":-0}`, `{"down_ms":1500}`, `{"down_ms":-1}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -41,6 +41,12 @@ func FuzzControlRequests(f *testing.F) {
 				t.Fatalf("accepted faults %+v", fl)
 			}
 			roundTrip(t, fl, parseFaultsRequest)
+		}
+		if o, err := parseRestartRequest(b); err == nil {
+			if o.DownMS < 0 || time.Duration(o.DownMS)*time.Millisecond > maxRestartDown {
+				t.Fatalf("accepted restart %+v", o)
+			}
+			roundTrip(t, o, parseRestartRequest)
 		}
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ringd/ringd/internal/credentials"
@@ -81,6 +82,9 @@ type signingKey struct {
 	Environment string
 	Public      *ecdsa.PublicKey
 	CreatedAt   time.Time
+	// revokedAt is set once the key is revoked (RevokeKey); tokens signed
+	// with it are refused from then on.
+	revokedAt atomic.Pointer[time.Time]
 }
 
 // keyRing holds the issued keys and which team owns which bundle.
@@ -129,12 +133,13 @@ func (k *keyRing) claim(bundle, team string) error {
 
 // certRecord remembers an issued certificate (never its key).
 type certRecord struct {
-	CertificateID string    `json:"certificate_id"`
-	BundleID      string    `json:"bundle_id"`
-	Environment   string    `json:"environment"`
-	VoIP          bool      `json:"voip"`
-	NotAfter      time.Time `json:"not_after"`
-	IssuedAt      time.Time `json:"issued_at"`
+	CertificateID string     `json:"certificate_id"`
+	BundleID      string     `json:"bundle_id"`
+	Environment   string     `json:"environment"`
+	VoIP          bool       `json:"voip"`
+	NotAfter      time.Time  `json:"not_after"`
+	IssuedAt      time.Time  `json:"issued_at"`
+	RevokedAt     *time.Time `json:"revoked_at,omitempty"`
 }
 
 type certLedger struct {

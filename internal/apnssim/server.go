@@ -40,6 +40,9 @@ func (e *endpoint) listen(ctx context.Context) error {
 	}
 	e.mu.Lock()
 	e.ln = ln
+	// Keep the port a ":0" listen was given, so that Restart listens on
+	// the same address and clients find the endpoint again.
+	e.addr = ln.Addr().String()
 	e.mu.Unlock()
 	return nil
 }
@@ -164,9 +167,10 @@ type connState struct {
 	goaway     atomic.Bool
 
 	// Set once after the handshake, read-only afterwards.
-	cert     *x509.Certificate
-	certInfo credentials.CertInfo
-	certErr  error
+	cert       *x509.Certificate
+	certSerial string // upper-case hex, as CertIssue.CertificateID
+	certInfo   credentials.CertInfo
+	certErr    error
 
 	mu       sync.Mutex
 	shutdown func() // nil until HTTP/2 starts; sends GOAWAY
@@ -182,6 +186,7 @@ func (cs *connState) readPeer(st tls.ConnectionState) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	cs.cert = st.PeerCertificates[0]
+	cs.certSerial = fmt.Sprintf("%X", cs.cert.SerialNumber)
 	cs.certInfo, cs.certErr = credentials.ReadCertInfo(cs.cert)
 }
 

@@ -69,6 +69,7 @@ type Simulator struct {
 
 	keys    keyRing
 	certs   certLedger
+	revoked revokedSerials
 	devices deviceTable
 	faults  faultBox
 	stats   counters
@@ -85,6 +86,9 @@ type Simulator struct {
 	bg         sync.WaitGroup // the flusher
 	closeOnce  sync.Once
 	closeErr   error
+	// life serialises Restart and Close; closed is set by Close under it.
+	life   sync.Mutex
+	closed bool
 }
 
 // New loads the state in cfg.StateDir, or creates it: the CA key and
@@ -137,6 +141,8 @@ func (s *Simulator) setupTLS() error {
 // start only: the owner decides when to stop (a server draining on SIGTERM
 // may still be pushing), and Close persists the state.
 func (s *Simulator) Start(ctx context.Context) error {
+	s.life.Lock() // not concurrently with Restart or Close
+	defer s.life.Unlock()
 	if !s.started.CompareAndSwap(false, true) {
 		return errors.New("apnssim: already started")
 	}
@@ -173,6 +179,9 @@ func (s *Simulator) CACertPEM() []byte { return append([]byte(nil), s.ca.certPEM
 // little for requests in flight, and persists the state.
 func (s *Simulator) Close() error {
 	s.closeOnce.Do(func() {
+		s.life.Lock()
+		defer s.life.Unlock()
+		s.closed = true
 		s.closeListeners()
 		s.loops.Wait() // no connection is opened after this
 		s.conns.drain(closeGrace)

@@ -91,11 +91,12 @@ type keysFile struct {
 
 // keyRecord keeps a key's public half only, as Apple does.
 type keyRecord struct {
-	KeyID       string    `json:"key_id"`
-	TeamID      string    `json:"team_id"`
-	Environment string    `json:"environment"`
-	PublicKey   string    `json:"public_key"` // PKIX PEM
-	CreatedAt   time.Time `json:"created_at"`
+	KeyID       string     `json:"key_id"`
+	TeamID      string     `json:"team_id"`
+	Environment string     `json:"environment"`
+	PublicKey   string     `json:"public_key"` // PKIX PEM
+	CreatedAt   time.Time  `json:"created_at"`
+	RevokedAt   *time.Time `json:"revoked_at,omitempty"`
 }
 
 type devicesFile struct {
@@ -160,8 +161,10 @@ func (s *Simulator) loadKeys() error {
 		if err != nil {
 			return fmt.Errorf("key %s: %w", r.KeyID, err)
 		}
-		s.keys.add(&signingKey{KeyID: r.KeyID, TeamID: r.TeamID, Environment: r.Environment,
-			Public: pub, CreatedAt: r.CreatedAt})
+		k := &signingKey{KeyID: r.KeyID, TeamID: r.TeamID, Environment: r.Environment,
+			Public: pub, CreatedAt: r.CreatedAt}
+		k.revokedAt.Store(r.RevokedAt)
+		s.keys.add(k)
 	}
 	for b, team := range f.BundleTeams {
 		if err := s.keys.claim(b, team); err != nil {
@@ -169,6 +172,11 @@ func (s *Simulator) loadKeys() error {
 		}
 	}
 	s.certs.list = f.Certificates
+	for _, c := range f.Certificates {
+		if c.RevokedAt != nil {
+			s.revoked.m.Store(c.CertificateID, *c.RevokedAt)
+		}
+	}
 	return nil
 }
 
@@ -223,7 +231,8 @@ func (s *Simulator) persistKeys() error {
 			return fmt.Errorf("encode key %s: %w", k.KeyID, err)
 		}
 		f.Keys = append(f.Keys, keyRecord{KeyID: k.KeyID, TeamID: k.TeamID, Environment: k.Environment,
-			PublicKey: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), CreatedAt: k.CreatedAt})
+			PublicKey: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), CreatedAt: k.CreatedAt,
+			RevokedAt: k.revokedAt.Load()})
 	}
 	for b, t := range s.keys.bundleTeam {
 		f.BundleTeams[b] = t

@@ -20,6 +20,7 @@ type Stats struct {
 	JWTChanges       int64            `json:"jwt_changes"` // over all connections
 	Resets           int64            `json:"resets"`
 	GoAways          int64            `json:"goaways"`
+	Restarts         int64            `json:"restarts"`
 	Connections      []ConnStats      `json:"connections"` // open ones, oldest first
 }
 
@@ -38,7 +39,7 @@ type ConnStats struct {
 // counters are lock-free: one atomic per status and per reason, laid out
 // once, so recording an answer never takes a lock.
 type counters struct {
-	requests, accepted, connsTotal, jwtChanges, resets, goaways atomic.Int64
+	requests, accepted, connsTotal, jwtChanges, resets, goaways, restarts atomic.Int64
 
 	byStatus map[int]*atomic.Int64
 	byReason map[string]*atomic.Int64
@@ -71,6 +72,7 @@ func (s *Simulator) Stats() Stats {
 		ByStatus: make(map[int]int64), ByReason: make(map[string]int64),
 		OpenConnections: s.conns.count.Load(), TotalConnections: s.stats.connsTotal.Load(),
 		JWTChanges: s.stats.jwtChanges.Load(), Resets: s.stats.resets.Load(), GoAways: s.stats.goaways.Load(),
+		Restarts: s.stats.restarts.Load(),
 	}
 	for k, v := range s.stats.byStatus {
 		if n := v.Load(); n > 0 {

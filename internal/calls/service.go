@@ -340,10 +340,6 @@ func (s *Service) activeCall(sdkAppID int64, callID string) *active {
 	return ac
 }
 
-// errCallNotLoaded is returned for a call active in the store but not in
-// memory: Start was not run, or another node owns it.
-var errCallNotLoaded = errors.New("calls: call is active in the store but not loaded by this service (Start not run?)")
-
 // stored loads a call that is not in memory.
 func (s *Service) stored(ctx context.Context, sdkAppID int64, callID string) (*record, error) {
 	sc, err := s.st.Call(ctx, sdkAppID, callID)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -22,8 +23,17 @@ const (
 	DefaultMaxDevices      = 10
 	DefaultPushWorkers     = 64
 	DefaultPushTTL         = 24 * time.Hour
+	DefaultMaxOutbox       = 1_000_000
 	DefaultProductionURL   = "https://api.push.apple.com"
 	DefaultSandboxURL      = "https://api.sandbox.push.apple.com"
+
+	// Abuse limits (docs/security.md).
+	DefaultAuthFailuresPerIP  = 20  // failed authentications per minute per client IP
+	DefaultAuthFailuresPerApp = 100 // UserSigs with a bad signature per minute per app
+	DefaultMaxConnsPerIP      = 512 // concurrent TCP connections per client IP
+	DefaultMaxWebSocketsPerIP = 256 // concurrent WebSocket sessions per client IP
+	DefaultReadHeaderTimeout  = 10 * time.Second
+	DefaultSecretGrace        = 24 * time.Hour
 )
 
 // Config is everything `ringd serve` can be told.
@@ -43,6 +53,16 @@ type Config struct {
 	MaxDevices      int
 	PushWorkers     int
 	PushTTL         time.Duration
+	MaxOutbox       int // pending deliveries above which pushes and calls get 503 outbox_full
+
+	// Abuse limits and secrets; docs/security.md explains each.
+	TrustedProxies     string // comma-separated IPs or CIDRs whose X-Forwarded-For is believed
+	AuthFailuresPerIP  int    // per minute; 0 = no limit
+	AuthFailuresPerApp int    // per minute; 0 = no limit
+	MaxConnsPerIP      int    // 0 = no limit
+	MaxWebSocketsPerIP int    // 0 = no limit
+	ReadHeaderTimeout  time.Duration
+	SecretGrace        time.Duration // old UserSigs stay valid this long after a secret rotation; 0 = none
 }
 
 // Default returns a Config with every default set.
@@ -58,6 +78,14 @@ func Default() Config {
 		MaxDevices:      DefaultMaxDevices,
 		PushWorkers:     DefaultPushWorkers,
 		PushTTL:         DefaultPushTTL,
+		MaxOutbox:       DefaultMaxOutbox,
+
+		AuthFailuresPerIP:  DefaultAuthFailuresPerIP,
+		AuthFailuresPerApp: DefaultAuthFailuresPerApp,
+		MaxConnsPerIP:      DefaultMaxConnsPerIP,
+		MaxWebSocketsPerIP: DefaultMaxWebSocketsPerIP,
+		ReadHeaderTimeout:  DefaultReadHeaderTimeout,
+		SecretGrace:        DefaultSecretGrace,
 	}
 }
 
@@ -95,6 +123,14 @@ var serveOptions = []option{
 	{"max-devices", "RINGD_MAX_DEVICES", "devices kept per user; the oldest is evicted beyond it", num(func(c *Config) *int { return &c.MaxDevices })},
 	{"push-workers", "RINGD_PUSH_WORKERS", "concurrent APNs requests", num(func(c *Config) *int { return &c.PushWorkers })},
 	{"push-ttl", "RINGD_PUSH_TTL", "how long a push without an expiration is retried (and its apns-expiration)", dur(func(c *Config) *time.Duration { return &c.PushTTL })},
+	{"trusted-proxies", "RINGD_TRUSTED_PROXIES", "comma-separated IPs or CIDRs of reverse proxies whose X-Forwarded-For names the client (default: none, the peer address is the client)", str(func(c *Config) *string { return &c.TrustedProxies })},
+	{"auth-failures-per-ip", "RINGD_AUTH_FAILURES_PER_IP", "failed authentications per minute from one client IP before it gets 429 auth_rate_limited (0: no limit)", num(func(c *Config) *int { return &c.AuthFailuresPerIP })},
+	{"auth-failures-per-app", "RINGD_AUTH_FAILURES_PER_APP", "UserSigs with a wrong signature per minute for one app before its UserSigs get 429 auth_rate_limited (0: no limit)", num(func(c *Config) *int { return &c.AuthFailuresPerApp })},
+	{"max-conns-per-ip", "RINGD_MAX_CONNS_PER_IP", "concurrent TCP connections from one IP; trusted proxies are exempt (0: no limit)", num(func(c *Config) *int { return &c.MaxConnsPerIP })},
+	{"max-websockets-per-ip", "RINGD_MAX_WEBSOCKETS_PER_IP", "concurrent WebSocket sessions from one client IP (0: no limit)", num(func(c *Config) *int { return &c.MaxWebSocketsPerIP })},
+	{"read-header-timeout", "RINGD_READ_HEADER_TIMEOUT", "time a client has to send a request's headers (slowloris protection)", dur(func(c *Config) *time.Duration { return &c.ReadHeaderTimeout })},
+	{"secret-grace", "RINGD_SECRET_GRACE", "how long UserSigs made with an app's previous secret key stay valid after it is rotated (0: refused at once)", dur(func(c *Config) *time.Duration { return &c.SecretGrace })},
+	{"max-outbox", "RINGD_MAX_OUTBOX", "pending deliveries above which the push and call APIs answer 503 outbox_full with Retry-After", num(func(c *Config) *int { return &c.MaxOutbox })},
 }
 
 // LoadServe fills a Config from defaults, then RINGD_* environment
@@ -183,8 +219,45 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("RINGD_ADMIN_TOKEN is too short: use at least 16 characters"))
 	}
 	errs = append(errs, positive("--shutdown-timeout", int64(c.ShutdownTimeout)), positive("--max-devices", int64(c.MaxDevices)),
-		positive("--push-workers", int64(c.PushWorkers)), positive("--push-ttl", int64(c.PushTTL)))
+		positive("--push-workers", int64(c.PushWorkers)), positive("--push-ttl", int64(c.PushTTL)), positive("--max-outbox", int64(c.MaxOutbox)))
+	errs = append(errs, positive("--read-header-timeout", int64(c.ReadHeaderTimeout)),
+		notNegative("--auth-failures-per-ip", int64(c.AuthFailuresPerIP)), notNegative("--auth-failures-per-app", int64(c.AuthFailuresPerApp)),
+		notNegative("--max-conns-per-ip", int64(c.MaxConnsPerIP)), notNegative("--max-websockets-per-ip", int64(c.MaxWebSocketsPerIP)),
+		notNegative("--secret-grace", int64(c.SecretGrace)))
+	if _, err := ParsePrefixes(c.TrustedProxies); err != nil {
+		errs = append(errs, fmt.Errorf("--trusted-proxies: %w", err))
+	}
 	return errors.Join(errs...)
+}
+
+// ParsePrefixes reads a comma-separated list of IPs and CIDRs (an IP is
+// a prefix of its full length).
+func ParsePrefixes(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for item := range strings.SplitSeq(list, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(item); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(item)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an IP nor a CIDR", item)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+func notNegative(name string, v int64) error {
+	if v < 0 {
+		return fmt.Errorf("%s must not be negative, got %s", name, strconv.FormatInt(v, 10))
+	}
+	return nil
 }
 
 func positive(name string, v int64) error {

@@ -24,7 +24,7 @@ func TestLoadServe(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", check: func(c Config) bool {
-			return c.Addr == ":8080" && c.DataDir == "./ringd-data" && !c.Dev && c.MaxDevices == 10
+			return c.Addr == ":8080" && c.DataDir == "./ringd-data" && !c.Dev && c.MaxDevices == 10 && c.MaxOutbox == 1_000_000
 		}},
 		{name: "flags", args: []string{"--dev", "--addr", "127.0.0.1:0", "--push-ttl", "1h"}, check: func(c Config) bool { return c.Dev && c.Addr == "127.0.0.1:0" && c.PushTTL == time.Hour }},
 		{name: "env", env: map[string]string{"RINGD_ADDR": ":9000", "RINGD_DEV": "true"}, check: func(c Config) bool { return c.Addr == ":9000" && c.Dev }},
@@ -40,6 +40,8 @@ func TestLoadServe(t *testing.T) {
 		{name: "bad log format", args: []string{"--log-format", "xml"}, wantErr: "--log-format"},
 		{name: "bad env value", env: map[string]string{"RINGD_PUSH_TTL": "soon"}, wantErr: "RINGD_PUSH_TTL"},
 		{name: "zero workers", args: []string{"--push-workers", "0"}, wantErr: "--push-workers"},
+		{name: "max outbox", env: map[string]string{"RINGD_MAX_OUTBOX": "5000"}, check: func(c Config) bool { return c.MaxOutbox == 5000 }},
+		{name: "zero max outbox", args: []string{"--max-outbox", "0"}, wantErr: "--max-outbox"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected argument"},
 	}
 	for _, tt := range tests {

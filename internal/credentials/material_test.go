@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"strings"
 	"testing"
 
@@ -127,13 +128,17 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	scalar, err := key.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
 	secrets := []string{
 		password,
 		base64.StdEncoding.EncodeToString(p12File[:24]),
 		base64.StdEncoding.EncodeToString(p8File[40:64]),
 		"BEGIN PRIVATE KEY",
-		key.D.String(),
-		fmt.Sprintf("%x", key.D.Bytes()),
+		new(big.Int).SetBytes(scalar).String(),
+		fmt.Sprintf("%x", scalar),
 		testLeafKey().D.String(),
 		fmt.Sprintf("%d", p12File[:8]),
 	}

@@ -11,10 +11,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	mrand "math/rand/v2"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +28,7 @@ import (
 
 	"github.com/ringd/ringd/internal/bus"
 	"github.com/ringd/ringd/internal/calls"
+	"github.com/ringd/ringd/internal/ratelimit"
 )
 
 // Defaults of Config.
@@ -38,6 +42,7 @@ const (
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultRequestTimeout   = 10 * time.Second
 	DefaultMaxInFlight      = 32
+	DefaultMaxConnsPerIP    = 256
 )
 
 // CallService is what the gateway needs of calls.Service.
@@ -92,6 +97,10 @@ type Config struct {
 	RequestBurst int
 	// MaxInFlight requests may wait per connection; more are rate_limited.
 	MaxInFlight int
+	// MaxConnsPerIP sessions may be open from one client IP (the request's
+	// RemoteAddr, which the server resolves behind trusted proxies); more
+	// get 429 too_many_connections before the upgrade. Negative: no limit.
+	MaxConnsPerIP int
 	// WriteTimeout bounds one frame write.
 	WriteTimeout time.Duration
 	// RequestTimeout bounds one call-service request.
@@ -128,6 +137,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = DefaultMaxInFlight
 	}
+	if c.MaxConnsPerIP == 0 {
+		c.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = DefaultWriteTimeout
 	}
@@ -152,6 +164,7 @@ type Gateway struct {
 	policy  PolicySource
 	log     *slog.Logger
 	metrics *metrics
+	perIP   *ratelimit.Concurrency
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -165,6 +178,7 @@ func New(cfg Config, callService CallService, hub *bus.Hub, authn Authenticator,
 	return &Gateway{
 		cfg: cfg, calls: callService, hub: hub, authn: authn, policy: policy,
 		log: cfg.Logger, metrics: newMetrics(cfg.Metrics), sessions: map[*session]struct{}{},
+		perIP: ratelimit.NewConcurrency(cfg.MaxConnsPerIP),
 	}
 }
 
@@ -250,6 +264,22 @@ type codedError interface {
 	ErrorCode() string
 }
 
+// RequestAuthenticator is an Authenticator that also sees the upgrade
+// request, to count failed UserSigs against the client's IP. An error
+// with a RetryAfter() time.Duration method adds Retry-After.
+type RequestAuthenticator interface {
+	AuthenticateRequest(r *http.Request, sig string) (sdkAppID int64, userID string, err error)
+}
+
+// remoteIP is the client's IP from RemoteAddr (the server has already
+// replaced it with the forwarded address behind a trusted proxy).
+func remoteIP(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
+}
+
 // connect checks the upgrade request, authenticates it, applies the login
 // policy and runs the session until it ends.
 func (g *Gateway) connect(w http.ResponseWriter, r *http.Request) {
@@ -261,6 +291,14 @@ func (g *Gateway) connect(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, http.StatusServiceUnavailable, "draining", "this server is restarting; reconnect (to another node) shortly")
 		return
 	}
+	ip := remoteIP(r)
+	if !g.perIP.Acquire(ip) {
+		w.Header().Set("Retry-After", "5")
+		writeHTTPError(w, http.StatusTooManyRequests, "too_many_connections",
+			fmt.Sprintf("more than %d WebSocket sessions from your address; close some or retry later", g.cfg.MaxConnsPerIP))
+		return
+	}
+	defer g.perIP.Release(ip)
 	if !headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", "websocket") {
 		writeHTTPError(w, http.StatusUpgradeRequired, "websocket_required", "GET /v1/connect is a WebSocket endpoint; see docs/protocol.md")
 		return
@@ -294,9 +332,22 @@ func (g *Gateway) connect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	sdkAppID, userID, err := g.authn.AuthenticateUserSig(ctx, sig)
+	var (
+		sdkAppID int64
+		userID   string
+		err      error
+	)
+	if ra, ok := g.authn.(RequestAuthenticator); ok {
+		sdkAppID, userID, err = ra.AuthenticateRequest(r, sig)
+	} else {
+		sdkAppID, userID, err = g.authn.AuthenticateUserSig(ctx, sig)
+	}
 	if err != nil {
 		var ce codedError
+		var wait interface{ RetryAfter() time.Duration }
+		if errors.As(err, &wait) {
+			w.Header().Set("Retry-After", strconv.FormatInt(max(1, int64((wait.RetryAfter()+time.Second-1)/time.Second)), 10))
+		}
 		if errors.As(err, &ce) {
 			writeHTTPError(w, ce.HTTPStatus(), ce.ErrorCode(), err.Error())
 			return

@@ -98,6 +98,9 @@ func DecodeFrame(b []byte) (Request, error) {
 	if !utf8.Valid(b) {
 		return req, frameErr(peekID(b), CodeBadFrame, "the frame is not valid UTF-8")
 	}
+	if overDepth(b, MaxFrameDepth) {
+		return req, frameErr(peekID(b), CodeBadFrame, "the frame nests deeper than %d levels", MaxFrameDepth)
+	}
 	if err := strictUnmarshal(b, &req); err != nil {
 		return Request{}, frameErr(peekID(b), CodeBadFrame, "invalid frame: %v", err)
 	}
@@ -323,11 +326,6 @@ type replyFrame struct {
 type replyError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
-}
-
-type eventFrame struct {
-	Type  string          `json:"type"`
-	Event json.RawMessage `json:"event"`
 }
 
 type pongFrame struct {

@@ -522,6 +522,9 @@ func (s *session) failed(req Request, err error) outFrame {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		s.log.Warn("request timed out", "type", req.Type, "id", req.ID, "err", err)
 		return errorReply(req.ID, CodeUnavailable, "the server could not finish in time; retry with the same id")
+	case calls.StoreUnavailable(err):
+		s.log.Warn("request failed: store unavailable", "type", req.Type, "id", req.ID, "err", err)
+		return errorReply(req.ID, CodeUnavailable, "the database is unavailable; retry with the same id shortly")
 	}
 	s.log.Error("request failed", "type", req.Type, "id", req.ID, "err", err)
 	return errorReply(req.ID, CodeInternal, "internal error; it has been logged")

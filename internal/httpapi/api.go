@@ -35,8 +35,12 @@ type Config struct {
 	Calls      CallService
 	AdminToken string
 	MaxDevices int
-	Now        func() time.Time
-	Logger     *slog.Logger
+	// Limits on failed authentication (limits.go); SecretGrace is how
+	// long UserSigs of a rotated secret key stay valid.
+	Limits      Limits
+	SecretGrace time.Duration
+	Now         func() time.Time
+	Logger      *slog.Logger
 	// CredentialChanged is told when a certificate is deleted, so cached
 	// key material and its APNs connections are dropped.
 	CredentialChanged func(certificateID int64)
@@ -46,7 +50,8 @@ type Config struct {
 type API struct {
 	cfg     Config
 	log     *slog.Logger
-	secrets sync.Map // sdkAppID -> secret key in clear, for UserSig checks
+	secrets sync.Map // sdkAppID -> *appKeys in clear, for UserSig checks
+	limits  *authLimits
 }
 
 // New returns the API; Handler gives its routes.
@@ -60,7 +65,7 @@ func New(cfg Config) *API {
 	if cfg.CredentialChanged == nil {
 		cfg.CredentialChanged = func(int64) {}
 	}
-	return &API{cfg: cfg, log: cfg.Logger}
+	return &API{cfg: cfg, log: cfg.Logger, limits: newAuthLimits(cfg.Limits, cfg.Now)}
 }
 
 // handlerFunc is a handler that returns its error; serve writes it.

@@ -23,6 +23,9 @@ type App struct {
 	Name      string    `json:"name"`
 	SecretKey string    `json:"secret_key,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
+	// PreviousSecretValidUntil is set by a rotation: UserSigs made with
+	// the replaced key stay valid until then (--secret-grace).
+	PreviousSecretValidUntil *time.Time `json:"previous_secret_valid_until,omitempty"`
 }
 
 func appView(a *store.App) App {
@@ -61,7 +64,7 @@ func (a *API) CreateApp(ctx context.Context, name string) (App, error) {
 		if err != nil {
 			return App{}, fmt.Errorf("create app: %w", err)
 		}
-		a.secrets.Store(id, secret)
+		a.secrets.Store(id, &appKeys{current: secret, loadedAt: a.cfg.Now()})
 		v := appView(app)
 		v.SecretKey = secret
 		return v, nil
@@ -106,8 +109,9 @@ func (a *API) RevealSecret(ctx context.Context, sdkAppID int64) (App, error) {
 	return v, nil
 }
 
-// RotateSecret replaces the app's secret key; UserSigs made with the old
-// key stop verifying at once.
+// RotateSecret replaces the app's secret key. UserSigs made with the old
+// key stay valid for the grace period (Config.SecretGrace), then are
+// refused; with no grace period they are refused at once.
 func (a *API) RotateSecret(ctx context.Context, sdkAppID int64) (App, error) {
 	v, err := a.GetApp(ctx, sdkAppID)
 	if err != nil {
@@ -121,11 +125,20 @@ func (a *API) RotateSecret(ctx context.Context, sdkAppID int64) (App, error) {
 	if err != nil {
 		return App{}, fmt.Errorf("seal secret: %w", err)
 	}
-	if err := a.cfg.Store.UpdateAppSecret(ctx, sdkAppID, sealed, a.cfg.Now().UTC()); err != nil {
+	now := a.cfg.Now().UTC()
+	until := now.Add(a.cfg.SecretGrace)
+	if err := a.cfg.Store.RotateAppSecret(ctx, sdkAppID, sealed, until, now); err != nil {
 		return App{}, err
 	}
-	a.secrets.Store(sdkAppID, secret)
+	// Read back what the store kept (the previous key is the one it
+	// replaced, whoever rotated last).
+	if _, err := a.appKeys(ctx, sdkAppID, true); err != nil {
+		return App{}, err
+	}
 	v.SecretKey = secret
+	if a.cfg.SecretGrace > 0 {
+		v.PreviousSecretValidUntil = &until
+	}
 	return v, nil
 }
 
@@ -147,22 +160,52 @@ func (a *API) DeleteApp(ctx context.Context, sdkAppID int64) error {
 	return nil
 }
 
-// appSecret returns the app's secret key in clear, from a cache filled on
-// first use.
+// appKeys is an app's secret keys in clear, as cached.
+type appKeys struct {
+	current       string
+	previous      string    // "" when none
+	previousUntil time.Time // previous is accepted before this
+	loadedAt      time.Time
+}
+
+// keyReloadAfter is how stale a cached key may be before a UserSig that
+// does not match it makes the API read the key again (a rotation on
+// another node).
+const keyReloadAfter = 5 * time.Second
+
+// appSecret returns the app's secret key in clear.
 func (a *API) appSecret(ctx context.Context, sdkAppID int64) (string, error) {
-	if v, ok := a.secrets.Load(sdkAppID); ok {
-		return v.(string), nil
-	}
-	app, err := a.cfg.Store.App(ctx, sdkAppID)
+	k, err := a.appKeys(ctx, sdkAppID, false)
 	if err != nil {
 		return "", err
 	}
+	return k.current, nil
+}
+
+// appKeys returns the app's keys from a cache filled on first use, or
+// from the store when reload is set.
+func (a *API) appKeys(ctx context.Context, sdkAppID int64, reload bool) (*appKeys, error) {
+	if v, ok := a.secrets.Load(sdkAppID); ok && !reload {
+		return v.(*appKeys), nil
+	}
+	app, err := a.cfg.Store.App(ctx, sdkAppID)
+	if err != nil {
+		return nil, err
+	}
 	plain, err := a.cfg.Sealer.Open(app.SecretSealed, secretAAD(sdkAppID))
 	if err != nil {
-		return "", fmt.Errorf("open secret of app %d: %w", sdkAppID, err)
+		return nil, fmt.Errorf("open secret of app %d: %w", sdkAppID, err)
 	}
-	a.secrets.Store(sdkAppID, string(plain))
-	return string(plain), nil
+	k := &appKeys{current: string(plain), loadedAt: a.cfg.Now()}
+	if len(app.PreviousSecretSealed) > 0 && a.cfg.Now().Before(app.PreviousSecretUntil) {
+		prev, err := a.cfg.Sealer.Open(app.PreviousSecretSealed, secretAAD(sdkAppID))
+		if err != nil {
+			return nil, fmt.Errorf("open previous secret of app %d: %w", sdkAppID, err)
+		}
+		k.previous, k.previousUntil = string(prev), app.PreviousSecretUntil
+	}
+	a.secrets.Store(sdkAppID, k)
+	return k, nil
 }
 
 func (a *API) createApp(w http.ResponseWriter, r *http.Request) error {

@@ -32,7 +32,13 @@ func principalFrom(ctx context.Context) principal {
 
 // authenticate reads the Authorization header. Each UserSig failure has its
 // own code so an app developer can tell an expired sig from a wrong key.
+// Failures are counted per client IP (and bad signatures per app); past
+// the limits every attempt gets auth_rate_limited, right or wrong.
 func (a *API) authenticate(r *http.Request) (principal, error) {
+	ip := clientIP(r)
+	if err := a.limits.checkIP(ip); err != nil {
+		return principal{}, err
+	}
 	h := r.Header.Get("Authorization")
 	scheme, cred, ok := strings.Cut(h, " ")
 	if !ok || cred == "" {
@@ -43,34 +49,80 @@ func (a *API) authenticate(r *http.Request) (principal, error) {
 		if a.cfg.AdminToken != "" && auth.TokenEqual(cred, a.cfg.AdminToken) {
 			return principal{admin: true}, nil
 		}
+		a.limits.failedIP(ip)
 		return principal{}, apiErr(http.StatusUnauthorized, "bad_admin_token", "the admin token is wrong")
 	case "usersig":
-		return a.verifyUserSig(r.Context(), strings.TrimSpace(cred))
+		return a.verifyUserSigFrom(r.Context(), ip, strings.TrimSpace(cred))
 	}
 	return principal{}, errUnauthorized
 }
 
+// verifyUserSigFrom is verifyUserSig under the failure limits: an IP or
+// app over its budget is refused before the check, and a failure that
+// could be a guess counts against both. An expired UserSig is authentic
+// (its signature matched), so it counts against neither: a fleet of
+// phones with stale sigs must not lock its app out.
+func (a *API) verifyUserSigFrom(ctx context.Context, ip, sig string) (principal, error) {
+	if err := a.limits.checkIP(ip); err != nil {
+		return principal{}, err
+	}
+	if us, err := auth.ParseUserSig(sig); err == nil {
+		if err := a.limits.checkApp(us.SDKAppID); err != nil {
+			return principal{}, err
+		}
+	}
+	p, err := a.verifyUserSig(ctx, sig)
+	var e *Error
+	if errors.As(err, &e) {
+		switch e.Code {
+		case "usersig_bad_signature":
+			a.limits.failedIP(ip)
+			a.limits.failedApp(p.sdkAppID)
+		case "usersig_malformed", "usersig_unknown_app":
+			a.limits.failedIP(ip)
+		}
+	}
+	return p, err
+}
+
+// verifyUserSig checks sig against the app's secret key, or against its
+// previous key while the grace period after a rotation lasts. On a
+// refusal the principal still carries the SDKAppID the sig claims.
 func (a *API) verifyUserSig(ctx context.Context, sig string) (principal, error) {
 	us, err := auth.ParseUserSig(sig)
 	if err != nil {
 		return principal{}, apiErr(http.StatusUnauthorized, "usersig_malformed", "the UserSig cannot be decoded: %v", err)
 	}
-	secret, err := a.appSecret(ctx, us.SDKAppID)
+	claimed := principal{sdkAppID: us.SDKAppID}
+	keys, err := a.appKeys(ctx, us.SDKAppID, false)
 	if errors.Is(err, store.ErrNotFound) {
 		return principal{}, apiErr(http.StatusUnauthorized, "usersig_unknown_app", "the UserSig is for SDKAppID %d, which this server does not know", us.SDKAppID)
 	}
 	if err != nil {
 		return principal{}, err
 	}
-	switch err := us.Verify(secret, a.cfg.Now()); {
+	now := a.cfg.Now()
+	err = us.Verify(keys.current, now)
+	if errors.Is(err, auth.ErrBadSignature) && now.Sub(keys.loadedAt) >= keyReloadAfter {
+		// Another node may have rotated the key: read it again, at most
+		// once per keyReloadAfter per app.
+		if keys, err = a.appKeys(ctx, us.SDKAppID, true); err != nil {
+			return principal{}, err
+		}
+		err = us.Verify(keys.current, now)
+	}
+	if errors.Is(err, auth.ErrBadSignature) && keys.previous != "" && now.Before(keys.previousUntil) {
+		err = us.Verify(keys.previous, now)
+	}
+	switch {
 	case errors.Is(err, auth.ErrExpired):
-		return principal{}, apiErr(http.StatusUnauthorized, "usersig_expired", "the UserSig expired at %s; generate a new one", us.ExpiresAt().UTC().Format("2006-01-02T15:04:05Z"))
+		return claimed, apiErr(http.StatusUnauthorized, "usersig_expired", "the UserSig expired at %s; generate a new one", us.ExpiresAt().UTC().Format("2006-01-02T15:04:05Z"))
 	case errors.Is(err, auth.ErrBadSignature):
-		return principal{}, apiErr(http.StatusUnauthorized, "usersig_bad_signature", "the UserSig signature does not match SDKAppID %d's secret key (was it made with another app's key, or before the key was rotated?)", us.SDKAppID)
+		return claimed, apiErr(http.StatusUnauthorized, "usersig_bad_signature", "the UserSig signature does not match SDKAppID %d's secret key (was it made with another app's key, or before the key was rotated?)", us.SDKAppID)
 	case errors.Is(err, auth.ErrEmptyKey):
 		return principal{}, fmt.Errorf("app %d has an empty secret key: %w", us.SDKAppID, err)
 	case err != nil:
-		return principal{}, apiErr(http.StatusUnauthorized, "usersig_malformed", "the UserSig is invalid: %v", err)
+		return claimed, apiErr(http.StatusUnauthorized, "usersig_malformed", "the UserSig is invalid: %v", err)
 	}
 	return principal{sdkAppID: us.SDKAppID, userID: us.Identifier}, nil
 }
@@ -117,6 +169,7 @@ func (a *API) withPrincipal(allow func(principal, *http.Request) error, h handle
 	return func(w http.ResponseWriter, r *http.Request) error {
 		p, err := a.authenticate(r)
 		if err != nil {
+			setLimitHeader(w, err)
 			return err
 		}
 		if err := allow(p, r); err != nil {
@@ -135,9 +188,21 @@ func pathAppID(r *http.Request) (int64, error) {
 }
 
 // AuthenticateUserSig verifies a UserSig for the WebSocket gateway; a
-// refusal is an *Error with its status and code.
+// refusal is an *Error with its status and code. It applies the per-app
+// failure limit only; AuthenticateRequest adds the per-IP one.
 func (a *API) AuthenticateUserSig(ctx context.Context, sig string) (int64, string, error) {
-	p, err := a.verifyUserSig(ctx, sig)
+	return a.authenticateSig(ctx, "", sig)
+}
+
+// AuthenticateRequest is AuthenticateUserSig for an upgrade request,
+// counting failures against its client IP as the REST API does. A
+// refusal for too many failures has a RetryAfter method.
+func (a *API) AuthenticateRequest(r *http.Request, sig string) (int64, string, error) {
+	return a.authenticateSig(r.Context(), clientIP(r), sig)
+}
+
+func (a *API) authenticateSig(ctx context.Context, ip, sig string) (int64, string, error) {
+	p, err := a.verifyUserSigFrom(ctx, ip, sig)
 	if err != nil {
 		if _, ok := asAPIError(err); !ok {
 			a.log.Error("usersig check failed", "err", err)

@@ -46,6 +46,9 @@ func callError(err error) error {
 
 // PlaceCall starts a call for the caller; requestID makes retries safe.
 func (a *API) PlaceCall(ctx context.Context, sdkAppID int64, req StartCall, requestID string) (*calls.Call, error) {
+	if err := a.admitPush(); err != nil {
+		return nil, err // outbox_full: the invitees could not be rung offline
+	}
 	if err := a.requireApp(ctx, sdkAppID); err != nil {
 		return nil, err
 	}
@@ -98,6 +101,7 @@ func (a *API) startCall(w http.ResponseWriter, r *http.Request) error {
 	}
 	c, err := a.PlaceCall(r.Context(), id, req, r.Header.Get("Idempotency-Key"))
 	if err != nil {
+		setRetryAfter(w, err)
 		return err
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"call_id": c.CallID, "call": c})

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 )
 
 // Body limits: every request body is bounded.
@@ -15,8 +16,15 @@ const (
 	maxUploadBody = 96 << 10 // a 64 KiB file plus the form fields
 )
 
+// maxJSONDepth bounds the nesting of a request body. No ringd request
+// nests beyond a handful of levels; encoding/json alone would allow 10000.
+const maxJSONDepth = 32
+
 // decodeJSON reads one JSON object of at most limit bytes into T, refusing
 // unknown fields and trailing data, so a typo is an error, not a silent default.
+// A body that is not valid UTF-8 or nests deeper than maxJSONDepth is
+// refused before it is parsed (encoding/json would silently replace
+// invalid bytes with U+FFFD; the WebSocket gateway refuses them too).
 func decodeJSON[T any](w http.ResponseWriter, r *http.Request, limit int64) (T, error) {
 	var v T
 	// The body is read as JSON whatever Content-Type says (curl -d sends
@@ -24,7 +32,14 @@ func decodeJSON[T any](w http.ResponseWriter, r *http.Request, limit int64) (T, 
 	if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/") {
 		return v, apiErr(http.StatusUnsupportedMediaType, "bad_content_type", "send the body as JSON (Content-Type: application/json)")
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		return v, jsonError(err, limit)
+	}
+	if err := checkJSONText(body); err != nil {
+		return v, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil {
 		return v, jsonError(err, limit)
@@ -36,6 +51,37 @@ func decodeJSON[T any](w http.ResponseWriter, r *http.Request, limit int64) (T, 
 		return v, apiErr(http.StatusBadRequest, "bad_json", "the body must hold exactly one JSON object")
 	}
 	return v, nil
+}
+
+// checkJSONText refuses invalid UTF-8 and nesting deeper than
+// maxJSONDepth in one pass, without parsing.
+func checkJSONText(b []byte) error {
+	if !utf8.Valid(b) {
+		return apiErr(http.StatusBadRequest, "bad_utf8", "the body is not valid UTF-8")
+	}
+	depth, inString, escaped := 0, false, false
+	for i, c := range b {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			if depth++; depth > maxJSONDepth {
+				return apiErr(http.StatusBadRequest, "json_too_deep", "the body nests deeper than %d levels (at byte %d)", maxJSONDepth, i)
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return nil
 }
 
 func jsonError(err error, limit int64) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/ringd/ringd/internal/push"
 	"github.com/ringd/ringd/internal/store"
@@ -31,6 +32,11 @@ type PushResult struct {
 // SendPush validates and queues a push; it returns as soon as the push is
 // in the outbox.
 func (a *API) SendPush(ctx context.Context, sdkAppID int64, req PushRequest) (PushResult, error) {
+	// Shed load first: while the outbox is full a refusal costs two atomic
+	// loads, not a store query.
+	if err := a.admitPush(); err != nil {
+		return PushResult{}, err
+	}
 	if err := a.requireApp(ctx, sdkAppID); err != nil {
 		return PushResult{}, err
 	}
@@ -72,8 +78,48 @@ func pushError(err error) error {
 		status = http.StatusRequestEntityTooLarge
 	case "token_not_registered":
 		status = http.StatusNotFound
+	case push.CodeOutboxFull:
+		// The server is overloaded (APNs slow or down), not the client
+		// wrong: 503 with Retry-After, which setRetryAfter adds.
+		e := &Error{Status: http.StatusServiceUnavailable, Code: pe.Code, Message: pe.Message}
+		return &retryLaterError{api: e, after: pe.RetryAfter}
 	}
 	return &Error{Status: status, Code: pe.Code, Message: pe.Message}
+}
+
+// retryLaterError is an API error answered with Retry-After; it unwraps to
+// the *Error the error writer sends.
+type retryLaterError struct {
+	api   *Error
+	after time.Duration
+}
+
+func (e *retryLaterError) Error() string { return e.api.Error() }
+func (e *retryLaterError) Unwrap() error { return e.api }
+
+// admitter is the push pipeline's backpressure check (*push.Service has
+// it); a Pusher without it admits everything.
+type admitter interface{ Admit() error }
+
+// admitPush refuses new work with outbox_full while the push outbox is over
+// its limit. The call API asks it before creating a call, so a call that
+// could not ring anyone offline is refused whole, not half made.
+func (a *API) admitPush() error {
+	if ad, ok := a.cfg.Push.(admitter); ok {
+		return pushError(ad.Admit())
+	}
+	return nil
+}
+
+// setRetryAfter adds Retry-After (whole seconds, at least 1) to an answer
+// refused for outbox_full. The error writer sends the headers set on w.
+func setRetryAfter(w http.ResponseWriter, err error) {
+	var re *retryLaterError
+	if !errors.As(err, &re) {
+		return
+	}
+	secs := max(1, int64((re.after+time.Second-1)/time.Second))
+	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 }
 
 // PushTrace returns a push with every attempt and its diagnosis.
@@ -104,6 +150,7 @@ func (a *API) createPush(w http.ResponseWriter, r *http.Request) error {
 	}
 	res, err := a.SendPush(r.Context(), id, req)
 	if err != nil {
+		setRetryAfter(w, err)
 		return err
 	}
 	writeJSON(w, http.StatusAccepted, res)

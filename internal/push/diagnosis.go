@@ -166,10 +166,16 @@ func diagnoseTransient(r *sendResult, plan retryPlan, attempts, maxAttempts int)
 		return what + "; the push expires before another attempt could be made, so ringd stops"
 	case plan.state == stateFailed:
 		return fmt.Sprintf("%s; ringd gave up after %d attempts", what, attempts)
-	case plan.wait == 0:
-		return fmt.Sprintf("%s; retrying at once (attempt %d of %d)", what, attempts+1, maxAttempts)
 	}
-	return fmt.Sprintf("%s; retrying in %s (attempt %d of %d)", what, plan.wait.Round(time.Millisecond), attempts+1, maxAttempts)
+	of := fmt.Sprintf("attempt %d of %d", attempts+1, maxAttempts)
+	if attempts >= maxAttempts {
+		// Only answered failures spend MaxAttempts: an outage is waited out.
+		of = fmt.Sprintf("attempt %d; failures without an answer from APNs do not count against the %d allowed", attempts+1, maxAttempts)
+	}
+	if plan.wait == 0 {
+		return fmt.Sprintf("%s; retrying at once (%s)", what, of)
+	}
+	return fmt.Sprintf("%s; retrying in %s (%s)", what, plan.wait.Round(time.Millisecond), of)
 }
 
 // diagnoseStopped explains a transient failure that is not retried
@@ -185,6 +191,13 @@ func diagnoseStopped(r *sendResult, reason string) string {
 func diagnoseCredential(certID int64, err error) string {
 	return fmt.Sprintf("certificate ID %d cannot be used: %v. Upload the certificate again, or register the token with a current certificate ID; "+
 		"pushes through it fail until then.", certID, err)
+}
+
+func diagnoseCertificateExpired(cert *store.Certificate) string {
+	return fmt.Sprintf("certificate ID %d (%s, %s) expired at %s, so ringd did not send the push: APNs refuses expired certificates "+
+		"(403 BadCertificate). Create a new push certificate at Apple, upload it, and register the tokens with its certificate ID; "+
+		"the token is kept. Other certificates of the app are not affected.",
+		cert.ID, cert.Environment, cert.BundleID, cert.ExpiresAt.UTC().Format(time.RFC3339))
 }
 
 func diagnoseExpiredUnsent(expiresAt time.Time) string {

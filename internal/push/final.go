@@ -77,6 +77,7 @@ func (s *Service) Expire(ctx context.Context, pushIDs []string, reason string) e
 		return fmt.Errorf("push: expire %d pushes: %w", len(pushIDs), err)
 	}
 	s.m.finalN(string(stateExpired), reason, n)
+	s.outbox.left(n)
 	if n > 0 {
 		s.log.LogAttrs(ctx, slog.LevelInfo, "push: deliveries expired", slog.Int("deliveries", n),
 			slog.Int("pushes", len(pushIDs)), slog.String("reason", reason))

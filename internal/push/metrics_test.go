@@ -17,23 +17,31 @@ func TestMetrics(t *testing.T) {
 	e.run()
 	e.waitStatus(e.submit("bob", Request{Body: "hi"}), StatusDelivered)
 
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The final count follows the stored state by a moment: poll for it.
 	got := map[string]float64{}
-	for _, f := range families {
-		for _, m := range f.GetMetric() {
-			switch {
-			case m.GetCounter() != nil:
-				got[f.GetName()] += m.GetCounter().GetValue()
-			case m.GetHistogram() != nil:
-				got[f.GetName()] += float64(m.GetHistogram().GetSampleCount())
-			default:
-				got[f.GetName()] += 0
+	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		families, err := reg.Gather()
+		if err != nil {
+			return err
+		}
+		got = map[string]float64{}
+		for _, f := range families {
+			for _, m := range f.GetMetric() {
+				switch {
+				case m.GetCounter() != nil:
+					got[f.GetName()] += m.GetCounter().GetValue()
+				case m.GetHistogram() != nil:
+					got[f.GetName()] += float64(m.GetHistogram().GetSampleCount())
+				default:
+					got[f.GetName()] += 0
+				}
 			}
 		}
-	}
+		if got["ringd_pushes_total"] != 1 {
+			return errNotYet
+		}
+		return nil
+	})
 	for _, name := range []string{"ringd_pushes_total", "ringd_push_attempts_total", "ringd_apns_request_duration_seconds"} {
 		if got[name] != 1 {
 			t.Errorf("%s = %v, want 1 (all: %v)", name, got[name], got)

@@ -7,6 +7,7 @@ package push
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	"github.com/ringd/ringd/internal/apns"
@@ -88,6 +89,9 @@ const maxTokenHex = 400
 type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// RetryAfter, when set, is when the same request may succeed
+	// (CodeOutboxFull): the HTTP API sends it as Retry-After.
+	RetryAfter time.Duration `json:"-"`
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }

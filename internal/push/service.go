@@ -26,6 +26,7 @@ const (
 	DefaultMaxAttempts      = 12
 	DefaultTTL              = 24 * time.Hour
 	DefaultNowOrNeverWindow = 30 * time.Second
+	// DefaultMaxOutbox is in backpressure.go.
 )
 
 // Short names for the delivery states.
@@ -51,9 +52,14 @@ type Config struct {
 	// NowOrNeverWindow is the retry window of a request with Expiration 0:
 	// APNs does not store such a push, so ringd retries only briefly.
 	NowOrNeverWindow time.Duration
-	Now              func() time.Time
-	Logger           *slog.Logger
-	Metrics          *Metrics
+	// MaxOutbox is the number of pending deliveries above which Submit
+	// refuses pushes with CodeOutboxFull (calls' own pushes get 12.5 %
+	// more), so an APNs outage fills the store up to a bound instead of
+	// without one. Default DefaultMaxOutbox.
+	MaxOutbox int
+	Now       func() time.Time
+	Logger    *slog.Logger
+	Metrics   *Metrics
 	// OnFinal, when set, is called once for each delivery that reaches
 	// failed or expired (not for those stopped by Expire), from the worker
 	// or from Submit. It must return quickly (enqueue, do not send): its
@@ -71,6 +77,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.MaxAttempts, DefaultMaxAttempts)
 	setDefault(&c.DefaultTTL, DefaultTTL)
 	setDefault(&c.NowOrNeverWindow, DefaultNowOrNeverWindow)
+	setDefault(&c.MaxOutbox, DefaultMaxOutbox)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -102,6 +109,7 @@ type Service struct {
 	wake    chan struct{}
 	plans   *planCache
 	stopped *stoppedSet // pushes this process expired, for the workers in flight
+	outbox  outboxGauge // pending deliveries, for backpressure
 
 	certMu     sync.Mutex
 	certMarked map[int64]time.Time // last success recorded per certificate
@@ -147,6 +155,9 @@ func (s *Service) Submit(ctx context.Context, sdkAppID int64, userID string, req
 	if err := checkUser(userID); err != nil {
 		return "", err
 	}
+	if err := s.admit(sourceOf(req)); err != nil {
+		return "", err
+	}
 	id, err := s.submitOne(ctx, sdkAppID, userID, p)
 	if err != nil {
 		return "", err
@@ -174,6 +185,11 @@ func (s *Service) SubmitBatch(ctx context.Context, sdkAppID int64, userIDs []str
 	}
 	p, err := s.prepare(req)
 	if err != nil {
+		return nil, err
+	}
+	// Admitted as a whole: a batch may take the outbox over its limit by
+	// its own size, never leave half of its users unpushed for it.
+	if err := s.admit(sourceOf(req)); err != nil {
 		return nil, err
 	}
 	ids := make([]string, 0, len(userIDs))
@@ -273,6 +289,9 @@ func (s *Service) submitOne(ctx context.Context, sdkAppID int64, userID string, 
 		return "", fmt.Errorf("push: create push: %w", err)
 	}
 	for _, d := range ds {
+		if d.State == statePending {
+			s.outbox.added(1)
+		}
 		if d.State == stateFailed {
 			result := string(apns.ClassConfiguration) // NoAlertRegistration: the app registered no alert token
 			if d.Reason == ReasonPayloadTooLarge {

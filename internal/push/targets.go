@@ -17,6 +17,9 @@ const (
 	ReasonCredential          = "CredentialUnavailable"
 	ReasonTransport           = "TransportError"
 	ReasonMaxAttempts         = "MaxAttempts"
+	// ReasonCertificateExpired: the certificate's NotAfter has passed, so
+	// ringd does not send what APNs would refuse with BadCertificate.
+	ReasonCertificateExpired = "CertificateExpired"
 )
 
 // target is the one registration a push goes to on one device, and how.

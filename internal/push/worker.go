@@ -41,13 +41,16 @@ func (s *Service) Run(ctx context.Context) error {
 	})
 }
 
+// sampleDepth corrects the outbox gauge, which Submit reads for
+// backpressure, with the store's count: one query per PollInterval, never
+// one per request.
 func (s *Service) sampleDepth(ctx context.Context) {
-	if s.m == nil {
+	n, err := s.st.OutboxDepth(ctx)
+	if err != nil {
 		return
 	}
-	if n, err := s.st.OutboxDepth(ctx); err == nil {
-		s.m.depth(n)
-	}
+	s.outbox.sample(n, time.Now())
+	s.m.depth(n)
 }
 
 // process handles one claimed delivery. It does not stop when Run's ctx is
@@ -113,7 +116,10 @@ func (s *Service) deliver(ctx context.Context, d *store.Delivery) error {
 	if err != nil {
 		return s.credentialFailed(ctx, d, p, err)
 	}
-	r := s.send(ctx, cred, cert, s.notification(d, p, pushType, cert.BundleID, payload))
+	if !cert.ExpiresAt.IsZero() && !now.Before(cert.ExpiresAt) {
+		return s.certificateExpired(ctx, d, p, cert, now)
+	}
+	r := s.send(ctx, p, cred, cert, s.notification(d, p, pushType, cert.BundleID, payload))
 	if d.Attempts == 0 {
 		// The first request of this delivery: the latency a call is judged by.
 		s.m.firstRequest(sourceOf(p.req), r.at.Sub(p.push.CreatedAt))
@@ -153,8 +159,16 @@ func expirationOf(req Request, expiresAt time.Time) *time.Time {
 
 // send makes one request, bounded so that two of them (the environment
 // retry) fit in the lease.
-func (s *Service) send(ctx context.Context, cred *apns.Credential, cert *store.Certificate, n *apns.Notification) *sendResult {
-	sctx, cancel := context.WithTimeout(ctx, s.cfg.Lease/3)
+func (s *Service) send(ctx context.Context, p *pushPlan, cred *apns.Credential, cert *store.Certificate, n *apns.Notification) *sendResult {
+	// A request is never on the wire after its push expired (waiting for
+	// a connection included): a call push must not ring once ringing has
+	// stopped. The remaining time is taken on the pipeline's clock, which
+	// tests may move.
+	timeout := s.cfg.Lease / 3
+	if !p.push.ExpiresAt.IsZero() {
+		timeout = min(timeout, p.push.ExpiresAt.Sub(s.cfg.Now()))
+	}
+	sctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	// at is taken right before the request is handed to the sender.
 	r := &sendResult{at: s.cfg.Now(), cred: cred, cert: cert, n: n, pushType: n.PushType}
@@ -279,7 +293,7 @@ func (s *Service) envMismatch(ctx context.Context, d *store.Delivery, p *pushPla
 	if err != nil {
 		return err // built once already for the first attempt
 	}
-	r2 := s.send(ctx, cred, cert, s.notification(d, p, r.pushType, cert.BundleID, payload))
+	r2 := s.send(ctx, p, cred, cert, s.notification(d, p, r.pushType, cert.BundleID, payload))
 	return s.conclude(ctx, d, p, r2, true)
 }
 
@@ -329,9 +343,8 @@ func (s *Service) retryLater(ctx context.Context, d *store.Delivery, p *pushPlan
 	if reason, ok := s.stoppedReason(ctx, d); ok {
 		return s.finishStopped(ctx, d, p, s.attempt(d, r, diagnoseStopped(r, reason)), reason)
 	}
-	immediate := r.reason() == "ExpiredProviderToken"
 	now := s.cfg.Now()
-	plan := s.cfg.planRetry(d.Attempts, now, p.push.ExpiresAt, immediate)
+	plan := s.cfg.planRetry(d.Attempts, now, p.push.ExpiresAt, s.retryCause(ctx, d, r))
 	d.State, d.Reason, d.NextAttemptAt = plan.state, r.reason(), plan.next
 	a := s.attempt(d, r, diagnoseTransient(r, plan, d.Attempts, s.cfg.MaxAttempts))
 	result := string(apns.ClassTransient)
@@ -341,10 +354,54 @@ func (s *Service) retryLater(ctx context.Context, d *store.Delivery, p *pushPlan
 	if err := s.finish(ctx, d, p, a, result, ""); err != nil {
 		return err
 	}
-	if plan.state == statePending && plan.wait == 0 {
+	switch {
+	case plan.state != statePending:
+	case plan.wait == 0:
 		s.Wake() // due now: do not wait for the next poll
+	case plan.wait < s.cfg.PollInterval:
+		// Due before the next poll: wake the workers then, so a retry
+		// keeps the backoff it drew instead of waiting for the poll.
+		time.AfterFunc(plan.wait, s.Wake)
 	}
 	return nil
+}
+
+// retryCause reads a transient failure for planRetry. It runs before
+// retryLater overwrites d.Reason, which still holds the previous attempt's.
+func (s *Service) retryCause(ctx context.Context, d *store.Delivery, r *sendResult) retryCause {
+	var c retryCause
+	// The apns client already retried once with a fresh token; one more
+	// at once covers a token that expired in between, but a second
+	// ExpiredProviderToken in a row means a clock at odds with Apple's,
+	// and retrying at once would dial and sign in a loop.
+	c.immediate = r.reason() == "ExpiredProviderToken" && d.Reason != "ExpiredProviderToken"
+	var be *apns.BackoffError
+	if errors.As(r.err, &be) {
+		c.notBefore = be.Wait
+	}
+	if r.resp != nil && d.Attempts >= s.cfg.MaxAttempts {
+		c.budgetSpent = s.answeredFailures(ctx, d) >= s.cfg.MaxAttempts
+	}
+	return c
+}
+
+// answeredFailures counts the attempts of d that APNs answered, this one
+// included (it is not stored yet). It reads the trace, which happens only
+// once a delivery has made MaxAttempts attempts: a store error counts them
+// all, so an unreadable trace ends the retries rather than prolonging them.
+func (s *Service) answeredFailures(ctx context.Context, d *store.Delivery) int {
+	as, err := s.st.Attempts(ctx, d.PushID)
+	if err != nil {
+		s.log.Warn("push: read attempts", slog.String("push_id", d.PushID), slog.Int64("delivery_id", d.ID), slog.Any("err", err))
+		return d.Attempts
+	}
+	n := 1
+	for _, a := range as {
+		if a.DeliveryID == d.ID && a.Status != 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // credentialFailed fails a delivery whose certificate cannot be opened;
@@ -360,6 +417,26 @@ func (s *Service) credentialFailed(ctx context.Context, d *store.Delivery, p *pu
 		APNsID: d.APNsID, Reason: ReasonCredential, Classification: string(apns.ClassConfiguration),
 		Diagnosis: diagnoseCredential(d.CertificateID, err),
 	}
+	return s.finish(ctx, d, p, a, string(apns.ClassConfiguration), "")
+}
+
+// certificateExpired fails a delivery through an expired certificate at
+// once, without a request: APNs would answer 403 BadCertificate, and every
+// refused request counts against the provider. The certificate and the
+// registration show the failure, and the token is kept for a new
+// certificate of the same app.
+func (s *Service) certificateExpired(ctx context.Context, d *store.Delivery, p *pushPlan, cert *store.Certificate, now time.Time) error {
+	d.Attempts++
+	d.State, d.Reason = stateFailed, ReasonCertificateExpired
+	a := &store.Attempt{
+		DeliveryID: d.ID, PushID: d.PushID, At: now, Environment: d.Environment, CertificateID: cert.ID,
+		APNsID: d.APNsID, Reason: ReasonCertificateExpired, Classification: string(apns.ClassConfiguration),
+		Diagnosis: diagnoseCertificateExpired(cert),
+	}
+	if err := s.st.MarkRegistrationResult(ctx, d.SDKAppID, d.Token, now, ReasonCertificateExpired); err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.Warn("push: mark registration", slog.String("token", maskToken(d.Token)), slog.Any("err", err))
+	}
+	s.markCertificate(ctx, cert.ID, now, fmt.Sprintf("%s: the certificate expired at %s", ReasonCertificateExpired, cert.ExpiresAt.UTC().Format(time.RFC3339)))
 	return s.finish(ctx, d, p, a, string(apns.ClassConfiguration), "")
 }
 
@@ -409,6 +486,7 @@ func (s *Service) finish(ctx context.Context, d *store.Delivery, p *pushPlan, a 
 	if d.State == statePending {
 		return nil
 	}
+	s.outbox.left(1)
 	if d.State == stateExpired {
 		result = string(stateExpired)
 	}

@@ -76,21 +76,6 @@ func waitEvent(t *testing.T, c *client.Conn, typ, callID string) client.Event {
 	}
 }
 
-// noEvent checks that no event of type typ is waiting on c right now.
-func noEvent(t *testing.T, c *client.Conn, typ string) {
-	t.Helper()
-	for {
-		select {
-		case ev := <-c.Events():
-			if ev.Type == typ {
-				t.Fatalf("unexpected %s event: %+v", typ, ev)
-			}
-		default:
-			return
-		}
-	}
-}
-
 // waitInbox polls the simulator until the device received n notifications.
 func (e *env) waitInbox(t *testing.T, token string, n int) []client.Notification {
 	t.Helper()

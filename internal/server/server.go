@@ -108,6 +108,11 @@ func (s *Server) openDataDir(context.Context) error {
 	if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
+	unlock, err := LockDataDir(s.cfg.DataDir, false)
+	if err != nil {
+		return fmt.Errorf("%w: is `ringd rotate-master-key` running?", err)
+	}
+	s.closers = append(s.closers, unlock)
 	return nil
 }
 
@@ -202,16 +207,17 @@ func (s *Server) openPipeline(ctx context.Context) error {
 	s.webhooks = webhooks.New(webhooks.Config{Logger: s.log.With("component", "webhooks"), Metrics: s.registry, Now: s.opts.Clock.Now},
 		s.store, apiSecrets{s}, apiSettings{s})
 	s.push = push.New(push.Config{
-		Workers: s.cfg.PushWorkers, DefaultTTL: s.cfg.PushTTL, Now: s.opts.Clock.Now,
+		Workers: s.cfg.PushWorkers, DefaultTTL: s.cfg.PushTTL, MaxOutbox: s.cfg.MaxOutbox, Now: s.opts.Clock.Now,
 		Logger: s.log.With("component", "push"), Metrics: push.NewMetrics(s.registry), OnFinal: s.pushFinal,
 	}, s.store, s.apns, s.creds)
 	s.calls = calls.New(calls.Config{Clock: s.opts.Clock, Logger: s.log.With("component", "calls"), Metrics: s.registry},
 		s.store, s.hub, s.push, s.webhooks)
 	s.api = httpapi.New(httpapi.Config{
 		Store: s.store, Sealer: s.sealer, Push: s.push, Calls: s.calls, AdminToken: s.adminToken, MaxDevices: s.cfg.MaxDevices,
+		Limits: apiLimits(s.cfg), SecretGrace: s.cfg.SecretGrace,
 		Now: s.opts.Clock.Now, Logger: s.log.With("component", "api"), CredentialChanged: s.forgetCredential,
 	})
-	s.gateway = gateway.New(gateway.Config{Logger: s.log.With("component", "gateway"), Metrics: s.registry}, s.calls, s.hub, s.api, s.api)
+	s.gateway = gateway.New(gateway.Config{Logger: s.log.With("component", "gateway"), Metrics: s.registry, MaxConnsPerIP: wsLimit(s.cfg)}, s.calls, s.hub, s.api, s.api)
 	s.registerMetrics()
 	if err := s.calls.Start(ctx); err != nil {
 		return fmt.Errorf("calls: %w", err)
@@ -249,10 +255,15 @@ func (s *Server) openHTTP(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
 	}
-	s.listener = ln
+	trusted, err := config.ParsePrefixes(s.cfg.TrustedProxies)
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	s.listener = newLimitListener(ln, s.cfg.MaxConnsPerIP, trusted, s.registry, s.log.With("component", "http"))
 	s.httpSrv = &http.Server{
-		Handler:           s.routes(),
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler:           realIP(trusted, s.routes()),
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,

@@ -46,6 +46,28 @@ type App struct {
 	SecretSealed []byte // the secret key, sealed by the caller (credentials.Sealer)
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+
+	// PreviousSecretSealed is the secret key before the last rotation,
+	// sealed like SecretSealed; UserSigs made with it stay valid until
+	// PreviousSecretUntil. Nil and zero when there is none.
+	PreviousSecretSealed []byte
+	PreviousSecretUntil  time.Time
+}
+
+// Kinds of SealedSecret.
+const (
+	SealedAppSecret         = "app_secret"          // apps.secret_sealed
+	SealedAppPreviousSecret = "app_previous_secret" // apps.previous_secret_sealed
+	SealedCertificate       = "certificate"         // certificates.secret_sealed
+)
+
+// SealedSecret is one sealed value the store keeps, for re-encrypting
+// everything under a new master key (ringd rotate-master-key).
+type SealedSecret struct {
+	Kind     string // SealedAppSecret, SealedAppPreviousSecret or SealedCertificate
+	SDKAppID int64
+	ID       int64 // the certificate ID; the SDKAppID for app secrets
+	Sealed   []byte
 }
 
 // Certificate is one uploaded APNs credential in one environment. Its ID is
@@ -155,6 +177,17 @@ type Store interface {
 	App(ctx context.Context, sdkAppID int64) (*App, error)
 	Apps(ctx context.Context) ([]App, error)
 	UpdateAppSecret(ctx context.Context, sdkAppID int64, sealed []byte, at time.Time) error
+	// RotateAppSecret makes sealed the app's secret key and keeps the one
+	// it replaces as the previous secret until previousUntil (a zero or
+	// past time keeps none).
+	RotateAppSecret(ctx context.Context, sdkAppID int64, sealed []byte, previousUntil, at time.Time) error
+	// SealedSecrets lists every sealed secret: app secrets (current and
+	// previous) and certificate material.
+	SealedSecrets(ctx context.Context) ([]SealedSecret, error)
+	// ResealSecrets replaces every sealed secret by what reseal returns,
+	// in one transaction: when reseal fails, or a secret changed meanwhile
+	// (ErrConflict), nothing is written. It returns how many it replaced.
+	ResealSecrets(ctx context.Context, reseal func(SealedSecret) ([]byte, error)) (int, error)
 	DeleteApp(ctx context.Context, sdkAppID int64) error // with everything of the app
 
 	// CreateCertificates inserts all of certs in one transaction and sets their IDs.

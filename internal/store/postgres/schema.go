@@ -8,6 +8,7 @@ import "github.com/ringd/ringd/internal/store/sqlstore"
 var migrations = []sqlstore.Migration{
 	sqlstore.SQL(schemaV1),
 	sqlstore.SQL(schemaV2),
+	sqlstore.SQL(schemaV3),
 }
 
 // Times are BIGINT unix milliseconds, 0 for none, as in SQLite, so both
@@ -187,4 +188,11 @@ CREATE TABLE webhooks (
 CREATE INDEX webhooks_app ON webhooks (sdk_app_id, created_at, id);
 -- The outbox, as for deliveries: only pending rows are indexed.
 CREATE INDEX webhooks_claim ON webhooks (next_attempt_at, id) WHERE state = 'pending';
+`
+
+// Version 3: the previous app secret, accepted for UserSigs during the
+// grace period after a rotation (--secret-grace).
+const schemaV3 = `
+ALTER TABLE apps ADD COLUMN previous_secret_sealed BYTEA;
+ALTER TABLE apps ADD COLUMN previous_secret_until BIGINT NOT NULL DEFAULT 0;
 `

@@ -8,19 +8,23 @@ import (
 	"github.com/ringd/ringd/internal/store"
 )
 
-const appColumns = `sdk_app_id, name, secret_sealed, created_at, updated_at`
+const appColumns = `sdk_app_id, name, secret_sealed, created_at, updated_at,
+	previous_secret_sealed, previous_secret_until`
 
 func scanApp(row scanner) (store.App, error) {
 	var (
-		a                    store.App
-		createdAt, updatedAt int64
+		a                           store.App
+		createdAt, updatedAt, until int64
 	)
-	err := row.Scan(&a.SDKAppID, &a.Name, &a.SecretSealed, &createdAt, &updatedAt)
-	a.CreatedAt, a.UpdatedAt = fromMS(createdAt), fromMS(updatedAt)
+	err := row.Scan(&a.SDKAppID, &a.Name, &a.SecretSealed, &createdAt, &updatedAt,
+		&a.PreviousSecretSealed, &until)
+	a.CreatedAt, a.UpdatedAt, a.PreviousSecretUntil = fromMS(createdAt), fromMS(updatedAt), fromMS(until)
 	return a, err
 }
 
-const insertApp = `INSERT INTO apps (` + appColumns + `) VALUES ($1, $2, $3, $4, $5)`
+// A new app has no previous secret; the insert names only the columns of
+// the first schema version.
+const insertApp = `INSERT INTO apps (sdk_app_id, name, secret_sealed, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)`
 
 // CreateApp inserts a; a zero CreatedAt becomes now, a zero UpdatedAt
 // becomes CreatedAt. A taken SDKAppID fails with store.ErrConflict.
@@ -62,6 +66,24 @@ const updateAppSecret = `UPDATE apps SET secret_sealed = $2, updated_at = $3 WHE
 func (db *DB) UpdateAppSecret(ctx context.Context, sdkAppID int64, sealed []byte, at time.Time) error {
 	err := mustAffect(db.w.ExecContext(ctx, updateAppSecret, sdkAppID, sealed, ms(at)))
 	return db.fail("update app secret", err)
+}
+
+// The previous secret is the one being replaced, in the same statement, so
+// two rotations at once cannot lose the secret in between.
+const rotateAppSecret = `UPDATE apps SET previous_secret_sealed = secret_sealed, previous_secret_until = $3,
+	secret_sealed = $2, updated_at = $4 WHERE sdk_app_id = $1`
+
+const rotateAppSecretNoGrace = `UPDATE apps SET previous_secret_sealed = NULL, previous_secret_until = 0,
+	secret_sealed = $2, updated_at = $3 WHERE sdk_app_id = $1`
+
+func (db *DB) RotateAppSecret(ctx context.Context, sdkAppID int64, sealed []byte, previousUntil, at time.Time) error {
+	var err error
+	if previousUntil.After(at) {
+		err = mustAffect(db.w.ExecContext(ctx, rotateAppSecret, sdkAppID, sealed, ms(previousUntil), ms(at)))
+	} else {
+		err = mustAffect(db.w.ExecContext(ctx, rotateAppSecretNoGrace, sdkAppID, sealed, ms(at)))
+	}
+	return db.fail("rotate app secret", err)
 }
 
 // Children first: the foreign keys cascade too, but explicit deletes keep

@@ -24,6 +24,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Apps", testApps},
 		{"AppConflict", testAppConflict},
 		{"UpdateAppSecret", testUpdateAppSecret},
+		{"RotateAppSecret", testRotateAppSecret},
+		{"ResealSecrets", testResealSecrets},
 		{"DeleteApp", testDeleteApp},
 		{"Certificates", testCertificates},
 		{"CertificateIDs", testCertificateIDs},
