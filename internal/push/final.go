@@ -12,19 +12,20 @@ import (
 )
 
 // FinalEvent is a delivery that reached failed or expired, as Config.OnFinal
-// receives it. The server turns it into a push.failed webhook.
+// receives it. The server sends it as the data of a push.failed webhook,
+// so its JSON names are part of the webhook format (docs/webhooks.md).
 type FinalEvent struct {
-	SDKAppID       int64
-	PushID         string
-	UserID         string
-	Token          string // in clear: the app server owns it; mask it in logs
-	DeviceID       string
-	State          string // store.DeliveryFailed or store.DeliveryExpired
-	Reason         string // Apple's reason, or one of ringd's Reason* constants
-	Classification string // token_dead, configuration, bad_request, transient (gave up) or expired
-	Diagnosis      string
-	CertificateID  int64
-	Source         string // SourceAPI or SourceCall
+	SDKAppID       int64  `json:"sdkappid"`
+	PushID         string `json:"push_id"`
+	UserID         string `json:"user"`
+	Token          string `json:"token"` // in clear: the app server owns it; mask it in logs
+	DeviceID       string `json:"device_id"`
+	State          string `json:"state"`          // store.DeliveryFailed or store.DeliveryExpired
+	Reason         string `json:"reason"`         // Apple's reason, or one of ringd's Reason* constants
+	Classification string `json:"classification"` // token_dead, configuration, bad_request, transient (gave up) or expired
+	Diagnosis      string `json:"diagnosis"`
+	CertificateID  int64  `json:"certificate_id"`
+	Source         string `json:"source"` // SourceAPI or SourceCall
 }
 
 // onFinalTimeout bounds Config.OnFinal, which is expected to enqueue and
