@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -75,7 +76,7 @@ func RotateMasterKey(ctx context.Context, cfg config.Config, newKeyFile string) 
 		return res, err
 	}
 
-	st, err := openStore(ctx, cfg)
+	st, err := openStore(ctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return res, err
 	}

@@ -140,7 +140,7 @@ func (s *Server) openSecrets(context.Context) error {
 }
 
 func (s *Server) openStore(ctx context.Context) error {
-	st, err := openStore(ctx, s.cfg)
+	st, err := openStore(ctx, s.cfg, s.log)
 	if err != nil {
 		return err
 	}

@@ -238,6 +238,11 @@ type Store interface {
 	// with the given reason, so a call that stopped ringing rings nothing.
 	// It returns how many deliveries it expired.
 	ExpirePushes(ctx context.Context, pushIDs []string, reason string, at time.Time) (int, error)
+	// ReleaseLeases frees every lease of pending deliveries and webhooks. Only
+	// a process that knows it is the database's sole user may call it (SQLite
+	// behind the data directory's lock): a request cut by a crash is then
+	// retried at once instead of after its lease.
+	ReleaseLeases(ctx context.Context) (int, error)
 
 	CallStore
 }

@@ -109,3 +109,29 @@ func (db *DB) ExpirePushes(ctx context.Context, pushIDs []string, reason string,
 	}
 	return int(n), nil
 }
+
+const (
+	releaseDeliveryLeases = `UPDATE deliveries SET lease_until = 0 WHERE state = 'pending' AND lease_until > 0`
+	releaseWebhookLeases  = `UPDATE webhooks SET lease_until = 0 WHERE state = 'pending' AND lease_until > 0`
+)
+
+// ReleaseLeases frees the leases of pending deliveries and webhooks in one
+// transaction and returns how many it freed.
+func (db *DB) ReleaseLeases(ctx context.Context) (int, error) {
+	var n int64
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		for _, q := range []string{releaseDeliveryLeases, releaseWebhookLeases} {
+			res, err := tx.ExecContext(ctx, q)
+			if err != nil {
+				return err
+			}
+			c, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			n += c
+		}
+		return nil
+	})
+	return int(n), db.fail("release leases", err)
+}

@@ -247,3 +247,21 @@ func testExpirePushes(t *testing.T, open Open) {
 	})
 	equal(t, "claim after expiry", deliveryTokens(claim(t, s, at(100), at(160), 10)), []string{"kept"})
 }
+
+// After a crash the sole user of the database frees the leases it held, so
+// what was in flight is due again at once.
+func testReleaseLeases(t *testing.T, open Open) {
+	s, ctx := open(t), t.Context()
+	mustApp(t, s, app)
+	mustPush(t, s, app, "push-1", "aa01", "aa02", "aa03")
+	got := claim(t, s, at(1), at(61), 2)
+	equal(t, "claimed", len(got), 2)
+	d := got[0]
+	d.State = store.DeliveryDelivered
+	must(t, s.FinishAttempt(ctx, nil, &d))
+	equal(t, "claim while leased", deliveryTokens(claim(t, s, at(2), at(62), 10)), []string{"aa03"})
+	n, err := s.ReleaseLeases(ctx)
+	must(t, err)
+	equal(t, "released", n, 2)
+	equal(t, "claim after release", len(claim(t, s, at(3), at(63), 10)), 2)
+}

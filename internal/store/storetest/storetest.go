@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ClaimConcurrent", testClaimConcurrent},
 		{"FinishAttempt", testFinishAttempt},
 		{"OutboxDepth", testOutboxDepth},
+		{"ReleaseLeases", testReleaseLeases},
 		{"ExpirePushes", testExpirePushes},
 		{"PutCall", testPutCall},
 		{"PutCallRefused", testPutCallRefused},
