@@ -23,6 +23,7 @@ Usage:
   ringd usersig [flags]    print a UserSig (Tencent TLSSigAPIv2-compatible)
   ringd push [flags]       send a test push and print its trace
   ringd call [flags]       place or answer calls from a terminal (interactive, or scripted with JSON lines)
+  ringd bench SCENARIO     load-test ringd on loopback: push, call-offline, call-online, connections
   ringd rotate-master-key  re-encrypt the secrets at rest under a new master key (server stopped)
   ringd version            print the version
 
@@ -56,6 +57,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runPush(ctx, rest, stdout, stderr)
 	case "call":
 		return runCall(ctx, rest, stdout, stderr)
+	case "bench":
+		return runBench(ctx, rest, stdout, stderr)
 	case "rotate-master-key":
 		return runRotate(ctx, rest, stdout, stderr)
 	case "version":

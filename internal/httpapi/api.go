@@ -5,6 +5,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -120,6 +121,9 @@ func (a *API) serve(h handlerFunc) http.Handler {
 		if !ok {
 			e = a.unexpected(r, err)
 		}
+		if e.Status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+			w.Header().Set("Retry-After", "1") // a short, cheap hint: every 503 here is transient
+		}
 		writeJSON(w, e.Status, e)
 	})
 }
@@ -128,6 +132,12 @@ func (a *API) unexpected(r *http.Request, err error) *Error {
 	if isUnavailable(err) {
 		a.log.Warn("store unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
 		return errStoreBusy
+	}
+	// A deadline inside the server while the client still waits means the
+	// database could not keep up: overload, which a retry later may pass.
+	if errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil {
+		a.log.Warn("overloaded", "method", r.Method, "path", r.URL.Path, "err", err)
+		return errOverloaded
 	}
 	a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	return errInternal

@@ -26,6 +26,7 @@ var (
 	errAdminOnly      = apiErr(http.StatusForbidden, "admin_required", "this endpoint needs the admin token or an app-admin UserSig")
 	errAppNotFound    = apiErr(http.StatusNotFound, "app_not_found", "no app with this SDKAppID")
 	errStoreBusy      = apiErr(http.StatusServiceUnavailable, "store_unavailable", "the database is unavailable; retry shortly")
+	errOverloaded     = apiErr(http.StatusServiceUnavailable, "overloaded", "the server could not finish in time under load; retry after the Retry-After delay")
 	errInternal       = apiErr(http.StatusInternalServerError, "internal", "internal error; it has been logged")
 	errMethodNotFound = apiErr(http.StatusNotFound, "not_found", "no such endpoint; see docs/api.md")
 )

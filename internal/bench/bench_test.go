@@ -1,0 +1,169 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	ringdBin  string
+	buildErr  error
+)
+
+// binary builds cmd/ringd once: the bench starts it as its server.
+func ringdBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "ringd-bench-test-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		ringdBin = filepath.Join(dir, "ringd")
+		goTool := "go"
+		if root := os.Getenv("GOROOT"); root != "" {
+			goTool = filepath.Join(root, "bin", "go")
+		}
+		out, err := exec.Command(goTool, "build", "-o", ringdBin, "github.com/ringd/ringd/cmd/ringd").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/ringd: %w\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return ringdBin
+}
+
+func metric(t *testing.T, r *Result, name string) float64 {
+	t.Helper()
+	for _, m := range r.Metrics {
+		if m.Name == name {
+			return m.Value
+		}
+	}
+	t.Fatalf("no metric %q in %+v", name, r.Metrics)
+	return 0
+}
+
+// TestScenarios runs each scenario at a tiny size: the tool works end to
+// end. No timing is asserted, only counts.
+func TestScenarios(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts ringd processes")
+	}
+	tests := []struct {
+		scenario string
+		opts     Options
+		check    func(t *testing.T, r *Result)
+	}{
+		{"push", Options{Pushes: 50, Devices: 10, Batch: 20}, func(t *testing.T, r *Result) {
+			if got := metric(t, r, "delivered (APNs 200)"); got != 50 {
+				t.Errorf("delivered %v, want 50", got)
+			}
+		}},
+		{"call-offline", Options{Rate: 20, Duration: 2 * time.Second, Callees: 10}, func(t *testing.T, r *Result) {
+			if got := metric(t, r, "invites started"); got != 40 {
+				t.Errorf("invites %v, want 40", got)
+			}
+			if got := metric(t, r, "invite errors"); got != 0 {
+				t.Errorf("invite errors %v: %v", got, r.Notes)
+			}
+		}},
+		{"call-online", Options{Rate: 20, Duration: 2 * time.Second, Callees: 5}, func(t *testing.T, r *Result) {
+			if got := metric(t, r, "calls completed") + metric(t, r, "invites skipped (all pairs busy)"); got != 40 {
+				t.Errorf("calls completed+skipped %v, want 40 (%v)", got, r.Notes)
+			}
+		}},
+		{"connections", Options{Conns: 50, Hold: time.Second, Storm: time.Second, SourceIPs: 3}, func(t *testing.T, r *Result) {
+			if got := metric(t, r, "alive at end of hold"); got != 50 {
+				t.Errorf("alive %v, want 50", got)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.scenario, func(t *testing.T) {
+			o := tt.opts
+			o.Binary, o.Timeout = ringdBinary(t), 2*time.Minute
+			r, err := Run(context.Background(), tt.scenario, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, r)
+			var table, js bytes.Buffer
+			if err := r.WriteTable(&table); err != nil || !strings.Contains(table.String(), "METRIC") {
+				t.Errorf("table: %v\n%s", err, table.String())
+			}
+			if err := r.WriteJSON(&js); err != nil || !json.Valid(js.Bytes()) {
+				t.Errorf("json: %v\n%s", err, js.String())
+			}
+		})
+	}
+}
+
+func TestCheckLoopback(t *testing.T) {
+	for u, ok := range map[string]bool{
+		"http://127.0.0.1:8080": true, "http://127.0.0.9:1": true, "http://[::1]:80": true, "http://localhost:8080": true,
+		"http://10.0.0.1:8080": false, "http://example.com": false, "ftp://127.0.0.1": false, "http://0.0.0.0:80": false,
+	} {
+		if err := CheckLoopback(u); (err == nil) != ok {
+			t.Errorf("CheckLoopback(%q) = %v, want ok=%v", u, err, ok)
+		}
+	}
+}
+
+func TestHistogramQuantile(t *testing.T) {
+	in := `# HELP x
+x_bucket{source="api",le="0.001"} 0
+x_bucket{source="api",le="0.01"} 50
+x_bucket{source="api",le="0.1"} 100
+x_bucket{source="api",le="+Inf"} 100
+x_bucket{source="call",le="0.001"} 7
+x_bucket{source="call",le="0.01"} 7
+x_bucket{source="call",le="0.1"} 7
+x_bucket{source="call",le="+Inf"} 7
+y_total{result="delivered",reason=""} 3
+y_total{result="unregistered",reason="Unregistered"} 2
+`
+	s, err := parseMetrics(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.histogram("x", `source="api"`)
+	if got := h.quantile(0.5); math.Abs(got-0.01) > 1e-9 {
+		t.Errorf("p50 %v, want 0.01", got)
+	}
+	if got := h.quantile(0.75); math.Abs(got-0.055) > 1e-9 {
+		t.Errorf("p75 %v, want 0.055", got)
+	}
+	if got := s.histogram("x").total(); got != 107 {
+		t.Errorf("total %v, want 107", got)
+	}
+	if got := h.minus(h).quantile(0.5); !math.IsNaN(got) {
+		t.Errorf("empty quantile %v, want NaN", got)
+	}
+	if got := s.sum("y_total", `result="delivered"`); got != 3 {
+		t.Errorf("delivered %v", got)
+	}
+	if got := s.sum("y_total"); got != 5 {
+		t.Errorf("all %v", got)
+	}
+}
+
+func TestProc(t *testing.T) {
+	p := sampleProc(os.Getpid())
+	if !p.ok || p.rss <= 0 || p.hwm < p.rss {
+		t.Fatalf("sampleProc(self) = %+v", p)
+	}
+}
