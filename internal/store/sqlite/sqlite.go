@@ -6,9 +6,11 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
@@ -52,6 +54,37 @@ func open(ctx context.Context, path string, d sqlstore.Dialect) (*Store, error) 
 	if err := checkPath(path); err != nil {
 		return nil, err
 	}
+	db, err := openWithRetry(ctx, path, d)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{DB: db}, nil
+}
+
+// openBusyFor bounds how long Open waits for another opener of the same
+// new database file.
+const openBusyFor = 10 * time.Second
+
+// openWithRetry opens and migrates, retrying while the file is busy: the
+// first connection switches a new file to WAL, which needs the file to
+// itself, and SQLite answers a concurrent opener SQLITE_BUSY at once
+// there instead of waiting out busy_timeout.
+func openWithRetry(ctx context.Context, path string, d sqlstore.Dialect) (*sqlstore.DB, error) {
+	deadline := time.Now().Add(openBusyFor)
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		db, err := openOnce(ctx, path, d)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return db, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, errors.Join(err, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+}
+
+func openOnce(ctx context.Context, path string, d sqlstore.Dialect) (*sqlstore.DB, error) {
 	w, err := sql.Open("sqlite", path+"?"+writerParams)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite open %s: %w", path, err)
@@ -66,11 +99,11 @@ func open(ctx context.Context, path string, d sqlstore.Dialect) (*Store, error) 
 	n := max(4, runtime.GOMAXPROCS(0))
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	db, err := sqlstore.New(ctx, w, r, d)
-	if err != nil {
-		return nil, err
-	}
-	return &Store{DB: db}, nil
+	return sqlstore.New(ctx, w, r, d) // closes both pools on error
+}
+
+func isBusy(err error) bool {
+	return strings.Contains(err.Error(), "SQLITE_BUSY") || strings.Contains(err.Error(), "database is locked")
 }
 
 func checkPath(path string) error {
