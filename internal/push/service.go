@@ -168,9 +168,10 @@ func (s *Service) Submit(ctx context.Context, sdkAppID int64, userID string, req
 
 // SubmitBatch accepts the same push for up to MaxBatchUsers users and
 // returns one push ID per user, in order. The request is validated and its
-// payload built once. Each user's push is its own transaction, so on a store
-// error the pushes of the users before it stay accepted: their IDs are
-// returned with the error.
+// payload built once, the registrations of all users are read in one go,
+// and every user's push with its deliveries is written in one transaction:
+// on a store error no push of the batch is accepted and no ID is returned.
+// As with Submit, every push is on disk before the workers are woken.
 func (s *Service) SubmitBatch(ctx context.Context, sdkAppID int64, userIDs []string, req Request) ([]string, error) {
 	if len(userIDs) == 0 || len(userIDs) > MaxBatchUsers {
 		return nil, errorf(CodeTooManyUsers, "a batch names 1 to %d users (got %d)", MaxBatchUsers, len(userIDs))
@@ -192,15 +193,27 @@ func (s *Service) SubmitBatch(ctx context.Context, sdkAppID int64, userIDs []str
 	if err := s.admit(sourceOf(req)); err != nil {
 		return nil, err
 	}
-	ids := make([]string, 0, len(userIDs))
-	for _, u := range userIDs {
-		id, err := s.submitOne(ctx, sdkAppID, u, p)
-		if err != nil {
-			return ids, fmt.Errorf("push: user %q: %w", u, err)
-		}
-		ids = append(ids, id)
-		s.Wake() // let the workers start on the first pushes while the rest are written
+	regs, err := s.st.RegistrationsOfUsers(ctx, sdkAppID, userIDs)
+	if err != nil {
+		return nil, fmt.Errorf("push: registrations of %d users: %w", len(userIDs), err)
 	}
+	batch := make([]store.PushWithDeliveries, 0, len(userIDs))
+	for _, u := range userIDs {
+		pd, err := newPushFor(sdkAppID, u, regs[u], p)
+		if err != nil {
+			return nil, err
+		}
+		batch = append(batch, pd)
+	}
+	if err := s.st.CreatePushes(ctx, batch); err != nil {
+		return nil, fmt.Errorf("push: create %d pushes: %w", len(batch), err)
+	}
+	ids := make([]string, len(batch))
+	for i, pd := range batch {
+		s.accepted(ctx, pd, p)
+		ids[i] = pd.Push.ID
+	}
+	s.Wake()
 	return ids, nil
 }
 
@@ -274,9 +287,24 @@ func (s *Service) submitOne(ctx context.Context, sdkAppID int64, userID string, 
 	if err != nil {
 		return "", fmt.Errorf("push: registrations of %q: %w", userID, err)
 	}
+	pd, err := newPushFor(sdkAppID, userID, regs, p)
+	if err != nil {
+		return "", err
+	}
+	if err := s.st.CreatePush(ctx, pd.Push, pd.Deliveries); err != nil {
+		return "", fmt.Errorf("push: create push: %w", err)
+	}
+	s.accepted(ctx, pd, p)
+	return pd.Push.ID, nil
+}
+
+// newPushFor makes the user's push and one delivery per target among
+// regs, the user's registrations. A user without devices still gets a
+// push (no_devices), so the trace says why nothing was sent.
+func newPushFor(sdkAppID int64, userID string, regs []store.Registration, p *prepared) (store.PushWithDeliveries, error) {
 	if p.req.Token != "" {
 		if regs = onlyToken(regs, p.req.Token); len(regs) == 0 {
-			return "", errorf(CodeTokenNotRegistered, "token %s is not registered to user %q", maskToken(p.req.Token), userID)
+			return store.PushWithDeliveries{}, errorf(CodeTokenNotRegistered, "token %s is not registered to user %q", maskToken(p.req.Token), userID)
 		}
 	}
 	push := &store.Push{ID: uuid.NewString(), SDKAppID: sdkAppID, UserID: userID, Request: p.reqJSON, CreatedAt: p.now, ExpiresAt: p.expiresAt}
@@ -285,10 +313,13 @@ func (s *Service) submitOne(ctx context.Context, sdkAppID int64, userID string, 
 	for _, t := range targets {
 		ds = append(ds, newDelivery(push, t, p))
 	}
-	if err := s.st.CreatePush(ctx, push, ds); err != nil {
-		return "", fmt.Errorf("push: create push: %w", err)
-	}
-	for _, d := range ds {
+	return store.PushWithDeliveries{Push: push, Deliveries: ds}, nil
+}
+
+// accepted counts a written push's pending deliveries into the outbox and
+// reports those that failed before any attempt.
+func (s *Service) accepted(ctx context.Context, pd store.PushWithDeliveries, p *prepared) {
+	for _, d := range pd.Deliveries {
 		if d.State == statePending {
 			s.outbox.added(1)
 		}
@@ -299,10 +330,9 @@ func (s *Service) submitOne(ctx context.Context, sdkAppID int64, userID string, 
 			}
 			s.m.final(result, d.Reason)
 			s.logFinal(d, sourceOf(p.req), result, "")
-			s.reportFinal(ctx, d, sourceOf(p.req), result, diagnoseNoAttempt(d, push.ExpiresAt))
+			s.reportFinal(ctx, d, sourceOf(p.req), result, diagnoseNoAttempt(d, pd.Push.ExpiresAt))
 		}
 	}
-	return push.ID, nil
 }
 
 func onlyToken(regs []store.Registration, token string) []store.Registration {

@@ -128,6 +128,12 @@ type Push struct {
 	ExpiresAt time.Time // zero: no expiry
 }
 
+// PushWithDeliveries is one push and its deliveries, for CreatePushes.
+type PushWithDeliveries struct {
+	Push       *Push
+	Deliveries []*Delivery
+}
+
 // Delivery is one push to one device token: the unit of the outbox.
 type Delivery struct {
 	ID            int64 // assigned by the store
@@ -207,6 +213,11 @@ type Store interface {
 	PutRegistration(ctx context.Context, r *Registration, maxDevices int) (evicted []Registration, err error)
 	Registration(ctx context.Context, sdkAppID int64, token string) (*Registration, error)
 	Registrations(ctx context.Context, sdkAppID int64, userID string) ([]Registration, error)
+	// RegistrationsOfUsers returns the registrations of every user in
+	// userIDs (any number; duplicates allowed), keyed by user ID, each
+	// user's oldest first as Registrations lists them. Users without a
+	// registration are absent from the map.
+	RegistrationsOfUsers(ctx context.Context, sdkAppID int64, userIDs []string) (map[string][]Registration, error)
 	DeleteRegistration(ctx context.Context, sdkAppID int64, token string) error
 	// RemoveRegistrationIfBefore deletes the registration only if it was
 	// registered before the given time (Apple's 410 timestamp rule).
@@ -219,6 +230,10 @@ type Store interface {
 	// CreatePush writes the push and its deliveries in one transaction and
 	// sets the deliveries' IDs.
 	CreatePush(ctx context.Context, p *Push, ds []*Delivery) error
+	// CreatePushes writes every push with its deliveries in one
+	// transaction and sets the deliveries' IDs: all are written or, on
+	// error, none (and every delivery ID is left 0).
+	CreatePushes(ctx context.Context, ps []PushWithDeliveries) error
 	Push(ctx context.Context, sdkAppID int64, id string) (*Push, error)
 	// Pushes lists an app's pushes, newest first; userID "" means all users.
 	Pushes(ctx context.Context, sdkAppID int64, userID string, limit int) ([]Push, error)

@@ -122,6 +122,7 @@ var dialect = sqlstore.Dialect{
 	Migrations:      migrations,
 	ClaimDeliveries: claimDeliveries,
 	ClaimWebhooks:   claimWebhooks,
+	AnonymousParams: true,
 	Classify:        classify,
 }
 

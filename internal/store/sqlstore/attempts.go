@@ -27,14 +27,15 @@ const insertAttemptQuery = `INSERT INTO attempts (delivery_id, push_id, at, envi
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 RETURNING id`
 
-func insertAttempt(ctx context.Context, tx *sql.Tx, a *store.Attempt, d *store.Delivery) error {
+// insertAttempt runs insertAttemptQuery, prepared, for a in d's transaction.
+func insertAttempt(ctx context.Context, stmt *sql.Stmt, a *store.Attempt, d *store.Delivery) error {
 	if a.DeliveryID == 0 {
 		a.DeliveryID = d.ID
 	}
 	if a.PushID == "" {
 		a.PushID = d.PushID
 	}
-	return tx.QueryRowContext(ctx, insertAttemptQuery, a.DeliveryID, a.PushID, ms(a.At), a.Environment,
+	return stmt.QueryRowContext(ctx, a.DeliveryID, a.PushID, ms(a.At), a.Environment,
 		a.Host, a.CertificateID, a.APNsID, a.APNsUniqueID, a.Status, a.Reason, int64(a.Latency),
 		a.Classification, a.Diagnosis).Scan(&a.ID)
 }

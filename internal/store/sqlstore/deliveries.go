@@ -1,9 +1,11 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 
 	"github.com/ringd/ringd/internal/store"
 )
@@ -24,27 +26,64 @@ func scanDelivery(row scanner) (store.Delivery, error) {
 	return d, err
 }
 
-const insertDelivery = `INSERT INTO deliveries (push_id, sdk_app_id, user_id, token, certificate_id,
+const insertDeliveriesPrefix = `INSERT INTO deliveries (push_id, sdk_app_id, user_id, token, certificate_id,
 	environment, kind, device_id, apns_id, state, attempts, next_attempt_at, lease_until, reason, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-RETURNING id`
+VALUES `
 
-func insertDeliveries(ctx context.Context, tx *sql.Tx, p *store.Push, ds []*store.Delivery) error {
-	if len(ds) == 0 {
-		return nil
-	}
-	stmt, err := tx.PrepareContext(ctx, insertDelivery)
-	if err != nil {
-		return err
-	}
-	defer stmt.Close()
-	for i, d := range ds {
-		fillDelivery(p, d)
-		err := stmt.QueryRowContext(ctx, d.PushID, d.SDKAppID, d.UserID, d.Token, d.CertificateID,
-			d.Environment, d.Kind, d.DeviceID, d.APNsID, d.State, d.Attempts,
-			ms(d.NextAttemptAt), ms(d.LeaseUntil), d.Reason, ms(d.UpdatedAt)).Scan(&d.ID)
+// RETURNING gives no row order on either engine, so each returned ID is
+// matched to its delivery by (push, token, apns-id); rows equal in all
+// three take their IDs in insertion order.
+const insertDeliveriesReturning = ` RETURNING id, push_id, token, apns_id`
+
+type deliveryKey struct{ push, token, apnsID string }
+
+// insertDeliveries inserts ds, already filled, with multi-row INSERTs and
+// sets their IDs.
+func (db *DB) insertDeliveries(ctx context.Context, tx *sql.Tx, ds []*store.Delivery) error {
+	for chunk := range slices.Chunk(ds, deliveryRowsPerInsert) {
+		args := make([]any, 0, len(chunk)*15)
+		for _, d := range chunk {
+			args = append(args, d.PushID, d.SDKAppID, d.UserID, d.Token, d.CertificateID,
+				d.Environment, d.Kind, d.DeviceID, d.APNsID, d.State, d.Attempts,
+				ms(d.NextAttemptAt), ms(d.LeaseUntil), d.Reason, ms(d.UpdatedAt))
+		}
+		q := insertDeliveriesPrefix + db.valueRows(len(chunk), 15) + insertDeliveriesReturning
+		rows, err := tx.QueryContext(ctx, q, args...)
 		if err != nil {
-			return fmt.Errorf("delivery %d: %w", i, err)
+			return err
+		}
+		type returned struct {
+			id  int64
+			key deliveryKey
+		}
+		got := make([]returned, 0, len(chunk))
+		err = eachRow(rows, func(row scanner) error {
+			var r returned
+			if err := row.Scan(&r.id, &r.key.push, &r.key.token, &r.key.apnsID); err != nil {
+				return err
+			}
+			got = append(got, r)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(got) != len(chunk) {
+			return fmt.Errorf("insert deliveries: %d rows returned for %d inserted", len(got), len(chunk))
+		}
+		slices.SortFunc(got, func(a, b returned) int { return cmp.Compare(a.id, b.id) })
+		waiting := make(map[deliveryKey][]*store.Delivery, len(chunk))
+		for _, d := range chunk {
+			k := deliveryKey{d.PushID, d.Token, d.APNsID}
+			waiting[k] = append(waiting[k], d)
+		}
+		for _, r := range got {
+			q := waiting[r.key]
+			if len(q) == 0 {
+				return fmt.Errorf("insert deliveries: returned row %d matches no delivery", r.id)
+			}
+			q[0].ID = r.id
+			waiting[r.key] = q[1:]
 		}
 	}
 	return nil

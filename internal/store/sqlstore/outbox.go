@@ -18,9 +18,13 @@ func (db *DB) ClaimDeliveries(ctx context.Context, now, leaseUntil time.Time, li
 	if limit <= 0 {
 		return []store.Delivery{}, nil
 	}
+	claim, err := db.prepared(ctx, db.d.ClaimDeliveries)
+	if err != nil {
+		return nil, db.fail("claim deliveries", err)
+	}
 	var ds []store.Delivery
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, db.d.ClaimDeliveries, ms(leaseUntil), ms(now), limit)
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.StmtContext(ctx, claim).QueryContext(ctx, ms(leaseUntil), ms(now), limit)
 		if err != nil {
 			return err
 		}
@@ -51,13 +55,23 @@ func (db *DB) FinishAttempt(ctx context.Context, a *store.Attempt, d *store.Deli
 	if d.UpdatedAt.IsZero() {
 		d.UpdatedAt = now()
 	}
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		err := mustAffect(tx.ExecContext(ctx, finishDelivery, d.ID, d.State, d.Attempts,
+	update, err := db.prepared(ctx, finishDelivery)
+	if err != nil {
+		return db.fail("finish attempt", err)
+	}
+	var insert *sql.Stmt
+	if a != nil {
+		if insert, err = db.prepared(ctx, insertAttemptQuery); err != nil {
+			return db.fail("finish attempt", err)
+		}
+	}
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		err := mustAffect(tx.StmtContext(ctx, update).ExecContext(ctx, d.ID, d.State, d.Attempts,
 			ms(d.NextAttemptAt), d.Reason, ms(d.UpdatedAt)))
 		if err != nil || a == nil {
 			return err
 		}
-		return insertAttempt(ctx, tx, a, d)
+		return insertAttempt(ctx, tx.StmtContext(ctx, insert), a, d)
 	})
 	if err != nil {
 		return db.fail("finish attempt", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"math"
+	"slices"
 
 	"github.com/ringd/ringd/internal/store"
 )
@@ -20,30 +21,68 @@ func scanPush(row scanner) (store.Push, error) {
 	return p, err
 }
 
-const insertPush = `INSERT INTO pushes (` + pushColumns + `) VALUES ($1, $2, $3, $4, $5, $6)`
+const insertPushes = `INSERT INTO pushes (` + pushColumns + `) VALUES `
+
+// Rows per multi-row INSERT. With 6 and 15 columns that is at most 6000
+// and 7500 parameters per statement, far under SQLite's 32766 and
+// PostgreSQL's 65535.
+const (
+	pushRowsPerInsert     = 1000
+	deliveryRowsPerInsert = 500
+)
 
 // CreatePush writes the push and its deliveries in one transaction, so
 // the outbox never holds deliveries of a push that was not accepted. Each
 // delivery takes the push's ID, and its app and user when left empty; an
 // empty State becomes pending and a zero UpdatedAt the push's CreatedAt.
 func (db *DB) CreatePush(ctx context.Context, p *store.Push, ds []*store.Delivery) error {
-	if p.CreatedAt.IsZero() {
-		p.CreatedAt = now()
+	return db.fail("create push", db.createPushes(ctx, []store.PushWithDeliveries{{Push: p, Deliveries: ds}}))
+}
+
+// CreatePushes writes every push and its deliveries, filled as by
+// CreatePush, in one transaction with multi-row INSERTs: a whole batch is
+// one commit. On error nothing is written and every delivery ID is 0.
+func (db *DB) CreatePushes(ctx context.Context, ps []store.PushWithDeliveries) error {
+	return db.fail("create pushes", db.createPushes(ctx, ps))
+}
+
+func (db *DB) createPushes(ctx context.Context, ps []store.PushWithDeliveries) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	n := 0
+	for _, pd := range ps {
+		n += len(pd.Deliveries)
+	}
+	ds := make([]*store.Delivery, 0, n)
+	for _, pd := range ps {
+		if pd.Push.CreatedAt.IsZero() {
+			pd.Push.CreatedAt = now()
+		}
+		for _, d := range pd.Deliveries {
+			fillDelivery(pd.Push, d)
+			ds = append(ds, d)
+		}
 	}
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, insertPush,
-			p.ID, p.SDKAppID, p.UserID, p.Request, ms(p.CreatedAt), ms(p.ExpiresAt))
-		if err != nil {
-			return err
+		for chunk := range slices.Chunk(ps, pushRowsPerInsert) {
+			args := make([]any, 0, len(chunk)*6)
+			for _, pd := range chunk {
+				p := pd.Push
+				args = append(args, p.ID, p.SDKAppID, p.UserID, p.Request, ms(p.CreatedAt), ms(p.ExpiresAt))
+			}
+			if _, err := tx.ExecContext(ctx, insertPushes+db.valueRows(len(chunk), 6), args...); err != nil {
+				return err
+			}
 		}
-		return insertDeliveries(ctx, tx, p, ds)
+		return db.insertDeliveries(ctx, tx, ds)
 	})
 	if err != nil {
 		for _, d := range ds {
 			d.ID = 0 // rolled back
 		}
 	}
-	return db.fail("create push", err)
+	return err
 }
 
 const selectPush = `SELECT ` + pushColumns + ` FROM pushes WHERE id = $1 AND sdk_app_id = $2`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/ringd/ringd/internal/store"
@@ -84,6 +85,40 @@ func (db *DB) Registrations(ctx context.Context, sdkAppID int64, userID string) 
 	}
 	regs, err := collect(rows, scanRegistration)
 	return regs, db.fail("registrations", err)
+}
+
+const selectRegistrationsOfUsers = `SELECT ` + registrationColumns + `
+FROM registrations WHERE sdk_app_id = `
+
+// RegistrationsOfUsers reads the registrations of all of userIDs with IN
+// lists of up to maxInList users, instead of one query per user. Each
+// user's registrations are oldest first, as Registrations lists them.
+func (db *DB) RegistrationsOfUsers(ctx context.Context, sdkAppID int64, userIDs []string) (map[string][]store.Registration, error) {
+	users := slices.Clone(userIDs)
+	slices.Sort(users)
+	users = slices.Compact(users)
+	out := make(map[string][]store.Registration, len(users))
+	for chunk := range slices.Chunk(users, maxInList) {
+		args := append([]any{sdkAppID}, anys(chunk)...)
+		rows, err := db.r.QueryContext(ctx,
+			selectRegistrationsOfUsers+db.params(1, 1)+" AND user_id IN ("+db.params(2, len(chunk))+
+				") ORDER BY registered_at, token", args...)
+		if err != nil {
+			return nil, db.fail("registrations of users", err)
+		}
+		err = eachRow(rows, func(row scanner) error {
+			r, err := scanRegistration(row)
+			if err != nil {
+				return err
+			}
+			out[r.UserID] = append(out[r.UserID], r)
+			return nil
+		})
+		if err != nil {
+			return nil, db.fail("registrations of users", err)
+		}
+	}
+	return out, nil
 }
 
 const deleteRegistration = `DELETE FROM registrations WHERE sdk_app_id = $1 AND token = $2`

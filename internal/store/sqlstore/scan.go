@@ -39,6 +39,34 @@ func placeholders(from, n int) string {
 	return b.String()
 }
 
+// params returns n placeholders for arguments from..from+n-1: "?, ?, …"
+// on a dialect with AnonymousParams, else "$from, $from+1, …".
+func (db *DB) params(from, n int) string {
+	if !db.d.AnonymousParams {
+		return placeholders(from, n)
+	}
+	if n <= 0 {
+		return ""
+	}
+	return strings.Repeat("?, ", n-1) + "?"
+}
+
+// valueRows returns "(…), (…), …" for rows rows of cols arguments each,
+// numbered from 1, for multi-row VALUES.
+func (db *DB) valueRows(rows, cols int) string {
+	var b strings.Builder
+	b.Grow(rows * (cols*6 + 4))
+	for r := range rows {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		b.WriteString(db.params(1+r*cols, cols))
+		b.WriteByte(')')
+	}
+	return b.String()
+}
+
 // maxInList bounds the arguments of one IN list or multi-row insert,
 // well under SQLite's (32766) and PostgreSQL's (65535) limits.
 const maxInList = 500

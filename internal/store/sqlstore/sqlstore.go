@@ -37,6 +37,13 @@ type Dialect struct {
 	// WebhookColumns.
 	ClaimWebhooks string
 
+	// AnonymousParams makes the long generated argument lists (multi-row
+	// INSERTs, IN lists) use "?" instead of "$N". SQLite treats "$N" as a
+	// named parameter and looks each one up in a linear list, so a
+	// statement with thousands of them costs quadratic time to prepare
+	// and to bind.
+	AnonymousParams bool
+
 	// Classify maps a driver error to store.ErrConflict, ErrNotFound or
 	// ErrUnavailable, or returns nil when none applies.
 	Classify func(error) error
@@ -49,6 +56,7 @@ type DB struct {
 	w, r   *sql.DB
 	d      Dialect
 	closed atomic.Bool
+	stmts  stmtCache // the hot statements, prepared on w (stmts.go)
 }
 
 var _ store.Store = (*DB)(nil)
@@ -70,7 +78,7 @@ func (db *DB) Close() error {
 	if db.closed.Swap(true) {
 		return nil
 	}
-	err := db.w.Close()
+	err := errors.Join(db.closeStmts(), db.w.Close())
 	if db.r != db.w {
 		err = errors.Join(err, db.r.Close())
 	}

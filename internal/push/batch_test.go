@@ -1,0 +1,163 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ringd/ringd/internal/store"
+	"github.com/ringd/ringd/internal/store/sqlite"
+)
+
+// A batch is one transaction: a store error leaves no push of it behind.
+func TestSubmitBatchAtomic(t *testing.T) {
+	prod, _ := newCerts()
+	e := newTestEnv(t, prod)
+	e.register("u1", tokenA, store.KindAlert, "", prod, time.Now())
+	ctx := context.Background()
+	// An unknown app: every push of the batch fails its foreign key.
+	ids, err := e.svc.SubmitBatch(ctx, testApp+1, []string{"u1", "u2"}, Request{Body: "hi"})
+	if !errors.Is(err, store.ErrNotFound) || ids != nil {
+		t.Fatalf("ids %v, err %v: want none and ErrNotFound", ids, err)
+	}
+	if n, err := e.st.OutboxDepth(ctx); err != nil || n != 0 {
+		t.Errorf("outbox depth %d, %v after a failed batch", n, err)
+	}
+	if got := e.svc.OutboxDepth(); got != 0 {
+		t.Errorf("outbox gauge %d after a failed batch", got)
+	}
+}
+
+// Every user gets a push, in order, also users listed twice and users
+// without devices; a token that is not the user's refuses the batch.
+func TestSubmitBatchPushes(t *testing.T) {
+	prod, _ := newCerts()
+	e := newTestEnv(t, prod)
+	e.register("u1", tokenA, store.KindAlert, "", prod, time.Now())
+	e.register("u2", tokenB, store.KindAlert, "", prod, time.Now())
+	e.register("u2", tokenV, store.KindAlert, "", prod, time.Now())
+	ctx := context.Background()
+	users := []string{"u2", "nobody", "u1", "u2"}
+	ids, err := e.svc.SubmitBatch(ctx, testApp, users, Request{Body: "hi"})
+	if err != nil || len(ids) != len(users) {
+		t.Fatalf("ids %v, err %v", ids, err)
+	}
+	wantDevices := []int{2, 0, 1, 2}
+	seen := map[string]bool{}
+	for i, id := range ids {
+		if seen[id] {
+			t.Errorf("push ID %s twice", id)
+		}
+		seen[id] = true
+		p, err := e.st.Push(ctx, testApp, id)
+		if err != nil || p.UserID != users[i] {
+			t.Fatalf("push %d: %+v, %v; want user %s", i, p, err, users[i])
+		}
+		ds, err := e.st.Deliveries(ctx, id)
+		if err != nil || len(ds) != wantDevices[i] {
+			t.Errorf("push %d of %s: %d deliveries, %v; want %d", i, users[i], len(ds), err, wantDevices[i])
+		}
+	}
+	if got := e.svc.OutboxDepth(); got != 5 {
+		t.Errorf("outbox gauge %d, want 5", got)
+	}
+	_, err = e.svc.SubmitBatch(ctx, testApp, []string{"u1"}, Request{Body: "hi", Token: tokenB})
+	if !errors.Is(err, &Error{Code: CodeTokenNotRegistered}) {
+		t.Errorf("another user's token: %v", err)
+	}
+	if ps, err := e.st.Pushes(ctx, testApp, "u1", 0); err != nil || len(ps) != 1 {
+		t.Errorf("u1 has %d pushes, %v; want 1", len(ps), err)
+	}
+}
+
+// BenchmarkSubmitBatch measures the intake of one batch of 1000 users,
+// one alert device each, into a real SQLite store (no workers run).
+func BenchmarkSubmitBatch(b *testing.B) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "ringd.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now()
+	if err := st.CreateApp(ctx, &store.App{SDKAppID: testApp, Name: "bench", CreatedAt: now, UpdatedAt: now}); err != nil {
+		b.Fatal(err)
+	}
+	prod, _ := newCerts()
+	prod.SDKAppID, prod.CreatedAt = testApp, now
+	if err := st.CreateCertificates(ctx, []*store.Certificate{prod}); err != nil {
+		b.Fatal(err)
+	}
+	users := make([]string, MaxBatchUsers)
+	for i := range users {
+		users[i] = fmt.Sprint("user-", i)
+		r := &store.Registration{SDKAppID: testApp, UserID: users[i], Token: fmt.Sprintf("%064x", i+1),
+			CertificateID: prod.ID, Environment: prod.Environment, Kind: store.KindAlert, RegisteredAt: now}
+		if _, err := st.PutRegistration(ctx, r, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cfg := Config{MaxOutbox: 1 << 30, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: NewMetrics(nil)}
+	svc := New(cfg, st, &fakeSender{}, storeCreds{st})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		ids, err := svc.SubmitBatch(ctx, testApp, users, Request{Body: "bench"})
+		if err != nil || len(ids) != len(users) {
+			b.Fatalf("%d ids, %v", len(ids), err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(users)), "ns/push")
+}
+
+// BenchmarkClaimAndFinish measures the store's send-side work per claim
+// of DefaultClaimBatch deliveries on a real SQLite store: the claim, then
+// one FinishAttempt (attempt and delivered state) per delivery.
+func BenchmarkClaimAndFinish(b *testing.B) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "ringd.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now()
+	if err := st.CreateApp(ctx, &store.App{SDKAppID: testApp, Name: "bench", CreatedAt: now, UpdatedAt: now}); err != nil {
+		b.Fatal(err)
+	}
+	refill := func() {
+		batch := make([]store.PushWithDeliveries, DefaultClaimBatch)
+		for i := range batch {
+			p := &store.Push{ID: fmt.Sprint(time.Now().UnixNano(), "-", i), SDKAppID: testApp, UserID: "u", CreatedAt: now}
+			d := &store.Delivery{Token: fmt.Sprintf("%064x", i), CertificateID: 10001, Environment: store.EnvProduction,
+				Kind: store.KindAlert, APNsID: p.ID, NextAttemptAt: now}
+			batch[i] = store.PushWithDeliveries{Push: p, Deliveries: []*store.Delivery{d}}
+		}
+		if err := st.CreatePushes(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		refill()
+		b.StartTimer()
+		ds, err := st.ClaimDeliveries(ctx, time.Now(), time.Now().Add(time.Minute), DefaultClaimBatch)
+		if err != nil || len(ds) != DefaultClaimBatch {
+			b.Fatalf("claimed %d, %v", len(ds), err)
+		}
+		for i := range ds {
+			d := &ds[i]
+			d.State, d.Attempts, d.UpdatedAt = store.DeliveryDelivered, 1, time.Now()
+			a := &store.Attempt{At: time.Now(), Environment: d.Environment, Host: "api.push.apple.com",
+				CertificateID: d.CertificateID, APNsID: d.APNsID, Status: 200, Classification: "delivered"}
+			if err := st.FinishAttempt(ctx, a, d); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
