@@ -3,6 +3,8 @@ package httpapi
 import (
 	"net/http"
 	"strings"
+
+	"github.com/ringd/ringd/internal/calls"
 )
 
 // Device tokens are hex of any even length (Apple: "do not hard-code their
@@ -45,21 +47,9 @@ func MaskToken(t string) string {
 	return t[:4] + "…" + t[len(t)-4:]
 }
 
-// validUserID is Tencent's rule for user IDs: printable ASCII, 1 to 32 bytes.
-func validUserID(u string) bool {
-	if u == "" || len(u) > 32 {
-		return false
-	}
-	for i := 0; i < len(u); i++ {
-		if u[i] < 0x20 || u[i] > 0x7e {
-			return false
-		}
-	}
-	return true
-}
-
+// checkUserID applies the one user-ID rule (calls.ValidUserID).
 func checkUserID(u string) error {
-	if !validUserID(u) {
+	if !calls.ValidUserID(u) {
 		return apiErr(http.StatusBadRequest, "bad_user", "a user ID is 1 to 32 printable ASCII characters; got %q", u)
 	}
 	return nil
