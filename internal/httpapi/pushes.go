@@ -11,8 +11,8 @@ import (
 	"github.com/ringd/ringd/internal/store"
 )
 
-// maxBatchUsers matches Tencent's batch push: up to 1000 users a request.
-const maxBatchUsers = 1000
+// maxBatchUsers is the push pipeline's batch bound (Tencent's: 1000 users).
+const maxBatchUsers = push.MaxBatchUsers
 
 // PushRequest is the body of POST /v1/apps/{sdkappid}/pushes: one user or
 // a batch, plus the push options.
