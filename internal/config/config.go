@@ -53,7 +53,8 @@ type Config struct {
 	MaxDevices      int
 	PushWorkers     int
 	PushTTL         time.Duration
-	MaxOutbox       int // pending deliveries above which pushes and calls get 503 outbox_full
+	MaxOutbox       int    // pending deliveries above which pushes and calls get 503 outbox_full
+	DebugAddr       string // "" = off; a loopback host:port serving /debug/pprof/
 
 	// Abuse limits and secrets; docs/security.md explains each.
 	TrustedProxies     string // comma-separated IPs or CIDRs whose X-Forwarded-For is believed
@@ -130,6 +131,7 @@ var serveOptions = []option{
 	{"max-websockets-per-ip", "RINGD_MAX_WEBSOCKETS_PER_IP", "concurrent WebSocket sessions from one client IP (0: no limit)", num(func(c *Config) *int { return &c.MaxWebSocketsPerIP })},
 	{"read-header-timeout", "RINGD_READ_HEADER_TIMEOUT", "time a client has to send a request's headers (slowloris protection)", dur(func(c *Config) *time.Duration { return &c.ReadHeaderTimeout })},
 	{"secret-grace", "RINGD_SECRET_GRACE", "how long UserSigs made with an app's previous secret key stay valid after it is rotated (0: refused at once)", dur(func(c *Config) *time.Duration { return &c.SecretGrace })},
+	{"debug-addr", "RINGD_DEBUG_ADDR", "loopback host:port to serve Go's /debug/pprof/ profiles on, apart from the API (default: off)", str(func(c *Config) *string { return &c.DebugAddr })},
 	{"max-outbox", "RINGD_MAX_OUTBOX", "pending deliveries above which the push and call APIs answer 503 outbox_full with Retry-After", num(func(c *Config) *int { return &c.MaxOutbox })},
 }
 
@@ -227,6 +229,9 @@ func (c Config) Validate() error {
 	if _, err := ParsePrefixes(c.TrustedProxies); err != nil {
 		errs = append(errs, fmt.Errorf("--trusted-proxies: %w", err))
 	}
+	if err := validateDebugAddr(c.DebugAddr); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -268,3 +273,20 @@ func positive(name string, v int64) error {
 }
 
 var levels = map[string]struct{}{"debug": {}, "info": {}, "warn": {}, "error": {}}
+
+// validateDebugAddr keeps profiles off the network: they expose memory
+// contents and cost CPU, so only a loopback address may serve them.
+func validateDebugAddr(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--debug-addr %q: want host:port, e.g. 127.0.0.1:6060", addr)
+	}
+	ip, err := netip.ParseAddr(host)
+	if host != "localhost" && (err != nil || !ip.IsLoopback()) {
+		return fmt.Errorf("--debug-addr %q: profiles are served on a loopback address only, e.g. 127.0.0.1:6060", addr)
+	}
+	return nil
+}

@@ -42,6 +42,11 @@ func TestLoadServe(t *testing.T) {
 		{name: "zero workers", args: []string{"--push-workers", "0"}, wantErr: "--push-workers"},
 		{name: "max outbox", env: map[string]string{"RINGD_MAX_OUTBOX": "5000"}, check: func(c Config) bool { return c.MaxOutbox == 5000 }},
 		{name: "zero max outbox", args: []string{"--max-outbox", "0"}, wantErr: "--max-outbox"},
+		{name: "debug addr", args: []string{"--debug-addr", "127.0.0.1:6060"}, check: func(c Config) bool { return c.DebugAddr == "127.0.0.1:6060" }},
+		{name: "debug addr localhost", env: map[string]string{"RINGD_DEBUG_ADDR": "localhost:0"}, check: func(c Config) bool { return c.DebugAddr == "localhost:0" }},
+		{name: "debug addr on all interfaces", args: []string{"--debug-addr", ":6060"}, wantErr: "loopback"},
+		{name: "debug addr public", args: []string{"--debug-addr", "10.0.0.1:6060"}, wantErr: "loopback"},
+		{name: "debug addr no port", args: []string{"--debug-addr", "127.0.0.1"}, wantErr: "host:port"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected argument"},
 	}
 	for _, tt := range tests {

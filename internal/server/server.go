@@ -63,6 +63,7 @@ type Server struct {
 	httpSrv    *http.Server
 	listener   net.Listener
 	adminToken string
+	debugAddr  string
 	demo       *Demo
 	closers    []func() error
 	closeOnce  sync.Once
@@ -90,7 +91,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (s *Server, err e
 		}
 	}()
 	for _, step := range []func(context.Context) error{
-		s.openDataDir, s.openSecrets, s.openStore, s.openSimulator, s.openAPNs, s.openPipeline, s.openConsole, s.openHTTP,
+		s.openDataDir, s.openSecrets, s.openStore, s.openSimulator, s.openAPNs, s.openPipeline, s.openConsole, s.openHTTP, s.openDebug,
 	} {
 		if err := step(ctx); err != nil {
 			return nil, err
