@@ -154,6 +154,22 @@ type Delivery struct {
 	UpdatedAt     time.Time
 }
 
+// Finish is one outcome for FinishAttempts: the delivery's new state, the
+// attempt made (nil when none) and, when Mark is set, the result to record
+// on the delivery's registration.
+type Finish struct {
+	Attempt  *Attempt
+	Delivery *Delivery
+	Mark     *RegistrationMark
+}
+
+// RegistrationMark is a registration's latest result: a success when
+// Reason is empty, else a failure with Apple's reason.
+type RegistrationMark struct {
+	At     time.Time
+	Reason string
+}
+
 // Attempt is one request to APNs for one delivery, with what Apple answered
 // and what ringd concluded.
 type Attempt struct {
@@ -247,6 +263,17 @@ type Store interface {
 	// attempts, next attempt time and reason in one transaction; the lease
 	// is cleared. A nil attempt records only the delivery update.
 	FinishAttempt(ctx context.Context, a *Attempt, d *Delivery) error
+	// FinishAttempts records several outcomes as FinishAttempt does, and
+	// each Mark on its delivery's registration as MarkRegistrationResult
+	// does (a registration deleted meanwhile is skipped), all in one
+	// transaction: all are written or none. Concurrent workers share one
+	// commit this way instead of paying one each. Unlike FinishAttempt it
+	// does not set the attempts' IDs when it writes more than one.
+	FinishAttempts(ctx context.Context, fs []Finish) error
+	// PushesByID returns the pushes with these IDs (any number), keyed by
+	// ID; unknown IDs are absent. Workers read the pushes of a whole claim
+	// with it instead of one query per delivery.
+	PushesByID(ctx context.Context, ids []string) (map[string]*Push, error)
 	// OutboxDepth counts pending deliveries.
 	OutboxDepth(ctx context.Context) (int, error)
 	// ExpirePushes marks the pending deliveries of these pushes expired

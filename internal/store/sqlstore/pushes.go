@@ -95,6 +95,27 @@ func (db *DB) Push(ctx context.Context, sdkAppID int64, id string) (*store.Push,
 	return &p, nil
 }
 
+const selectPushesIn = `SELECT ` + pushColumns + ` FROM pushes WHERE id IN (`
+
+// PushesByID reads the pushes in IN lists of up to maxInList IDs.
+func (db *DB) PushesByID(ctx context.Context, ids []string) (map[string]*store.Push, error) {
+	out := make(map[string]*store.Push, len(ids))
+	for chunk := range slices.Chunk(ids, maxInList) {
+		rows, err := db.r.QueryContext(ctx, selectPushesIn+placeholders(1, len(chunk))+")", anys(chunk)...)
+		if err != nil {
+			return nil, db.fail("pushes by id", err)
+		}
+		ps, err := collect(rows, scanPush)
+		if err != nil {
+			return nil, db.fail("pushes by id", err)
+		}
+		for i := range ps {
+			out[ps[i].ID] = &ps[i]
+		}
+	}
+	return out, nil
+}
+
 // Two queries rather than "$2 = ” OR user_id = $2", which would keep
 // PostgreSQL's generic plans off the (app, user, created_at) index.
 const (

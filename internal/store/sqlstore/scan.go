@@ -67,6 +67,38 @@ func (db *DB) valueRows(rows, cols int) string {
 	return b.String()
 }
 
+// castRows is valueRows with each column cast to its SQL type ("" for
+// none), for VALUES used as a table, where PostgreSQL cannot infer a
+// parameter's type from a column it is written to.
+func (db *DB) castRows(rows int, types []string) string {
+	var b strings.Builder
+	b.Grow(rows * len(types) * 24)
+	n := 1
+	for r := range rows {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		for c, typ := range types {
+			if c > 0 {
+				b.WriteString(", ")
+			}
+			p := "?"
+			if !db.d.AnonymousParams {
+				p = "$" + strconv.Itoa(n)
+			}
+			n++
+			if typ == "" {
+				b.WriteString(p)
+				continue
+			}
+			b.WriteString("CAST(" + p + " AS " + typ + ")")
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
+}
+
 // maxInList bounds the arguments of one IN list or multi-row insert,
 // well under SQLite's (32766) and PostgreSQL's (65535) limits.
 const maxInList = 500

@@ -265,3 +265,145 @@ func testReleaseLeases(t *testing.T, open Open) {
 	equal(t, "released", n, 2)
 	equal(t, "claim after release", len(claim(t, s, at(3), at(63), 10)), 2)
 }
+
+// One batch records every outcome, its attempts and its registration
+// marks; a mark on a registration that is gone is skipped.
+func testFinishAttempts(t *testing.T, open Open) {
+	s, ctx := open(t), t.Context()
+	mustApp(t, s, app)
+	cert := mustCert(t, s, app, store.EnvProduction)
+	for _, tok := range []string{"aa01", "aa02"} {
+		mustPut(t, s, newReg(app, "alice", tok, cert.ID, "phone-"+tok, 1), 10)
+	}
+	p, _ := mustPush(t, s, app, "push-1", "aa01", "aa02", "aa03")
+	ds := claim(t, s, at(1), at(61), 3)
+	equal(t, "claimed", len(ds), 3)
+
+	var fs []store.Finish
+	var attempts []*store.Attempt
+	for i := range ds {
+		d := &ds[i]
+		d.Attempts, d.UpdatedAt = 1, at(2)
+		f := store.Finish{Delivery: d}
+		switch d.Token {
+		case "aa01": // delivered: a success on the registration
+			d.State = store.DeliveryDelivered
+			f.Mark = &store.RegistrationMark{At: at(2)}
+		case "aa02": // refused: a failure on the registration
+			d.State, d.Reason = store.DeliveryFailed, "BadDeviceToken"
+			f.Mark = &store.RegistrationMark{At: at(2), Reason: "BadDeviceToken"}
+		case "aa03": // its registration is gone: the mark is skipped
+			d.State = store.DeliveryDelivered
+			f.Mark = &store.RegistrationMark{At: at(2)}
+		}
+		f.Attempt = &store.Attempt{At: at(2), Status: 200, APNsID: d.APNsID, Classification: "delivered"}
+		attempts = append(attempts, f.Attempt)
+		fs = append(fs, f)
+	}
+	must(t, s.FinishAttempts(ctx, fs))
+	for i, a := range attempts {
+		if a.DeliveryID != ds[i].ID || a.PushID != p.ID {
+			t.Fatalf("attempt %d not filled in: %+v", i, a)
+		}
+		if !ds[i].LeaseUntil.IsZero() {
+			t.Fatalf("delivery %d keeps its lease", ds[i].ID)
+		}
+	}
+	stored, err := s.Deliveries(ctx, p.ID)
+	must(t, err)
+	equal(t, "deliveries", stored, ds)
+	got, err := s.Attempts(ctx, p.ID)
+	must(t, err)
+	for i := range got {
+		if got[i].ID == 0 {
+			t.Fatalf("stored attempt %d has no ID", i)
+		}
+		got[i].ID = 0 // FinishAttempts does not read IDs back
+	}
+	equal(t, "attempts", got, deref(attempts))
+	r1, err := s.Registration(ctx, app, "aa01")
+	must(t, err)
+	equal(t, "success mark", r1.LastSuccessAt, at(2))
+	r2, err := s.Registration(ctx, app, "aa02")
+	must(t, err)
+	equal(t, "failure mark", []any{r2.LastFailureAt, r2.LastFailureReason}, []any{at(2), "BadDeviceToken"})
+	must(t, s.FinishAttempts(ctx, nil))
+}
+
+// A batch with a missing delivery writes nothing at all.
+func testFinishAttemptsAtomic(t *testing.T, open Open) {
+	s, ctx := open(t), t.Context()
+	mustApp(t, s, app)
+	p, _ := mustPush(t, s, app, "push-1", "aa01")
+	d := claim(t, s, at(1), at(61), 1)[0]
+	d.State, d.Attempts = store.DeliveryDelivered, 1
+	missing := store.Delivery{ID: d.ID + 1000, State: store.DeliveryFailed}
+	err := s.FinishAttempts(ctx, []store.Finish{
+		{Delivery: &d, Attempt: &store.Attempt{At: at(2), Status: 200}},
+		{Delivery: &missing, Attempt: &store.Attempt{PushID: p.ID, At: at(2)}},
+	})
+	wantErr(t, "FinishAttempts with a missing delivery", err, store.ErrNotFound)
+	attempts, err := s.Attempts(ctx, p.ID)
+	must(t, err)
+	equal(t, "attempts after the failed batch", len(attempts), 0)
+	stored, err := s.Deliveries(ctx, p.ID)
+	must(t, err)
+	equal(t, "delivery state after the failed batch", stored[0].State, store.DeliveryPending)
+}
+
+func testPushesByID(t *testing.T, open Open) {
+	s, ctx := open(t), t.Context()
+	mustApp(t, s, app)
+	var want []*store.Push
+	var ids []string
+	for i := range 700 { // more than one IN list
+		p, _ := mustPush(t, s, app, fmt.Sprintf("push-%d", i), fmt.Sprintf("aa%04d", i))
+		want = append(want, p)
+		ids = append(ids, p.ID)
+	}
+	got, err := s.PushesByID(ctx, append(ids, "push-unknown"))
+	must(t, err)
+	equal(t, "pushes found", len(got), len(want))
+	for _, p := range want {
+		equal(t, "push "+p.ID, got[p.ID], p)
+	}
+	none, err := s.PushesByID(ctx, nil)
+	must(t, err)
+	equal(t, "no IDs", len(none), 0)
+}
+
+// A group larger than one multi-row statement is written whole, and the
+// latest of two successes on one registration wins.
+func testFinishAttemptsLargeGroup(t *testing.T, open Open) {
+	s, ctx := open(t), t.Context()
+	mustApp(t, s, app)
+	cert := mustCert(t, s, app, store.EnvProduction)
+	mustPut(t, s, newReg(app, "alice", "aa01", cert.ID, "phone", 1), 10)
+	const n = 150
+	toks := make([]string, n)
+	for i := range toks {
+		toks[i] = "aa01" // every delivery to the one registered token
+	}
+	p, _ := mustPush(t, s, app, "push-1", toks...)
+	ds := claim(t, s, at(1), at(61), n)
+	fs := make([]store.Finish, len(ds))
+	for i := range ds {
+		ds[i].State, ds[i].Attempts, ds[i].UpdatedAt = store.DeliveryDelivered, 1, at(2)
+		fs[i] = store.Finish{Delivery: &ds[i], Attempt: &store.Attempt{At: at(2), Status: 200},
+			Mark: &store.RegistrationMark{At: at(2 + i)}}
+	}
+	must(t, s.FinishAttempts(ctx, fs))
+	stored, err := s.Deliveries(ctx, p.ID)
+	must(t, err)
+	for _, d := range stored {
+		if d.State != store.DeliveryDelivered || d.Attempts != 1 || !d.LeaseUntil.IsZero() {
+			t.Fatalf("delivery %d after the group: %+v", d.ID, d)
+		}
+	}
+	attempts, err := s.Attempts(ctx, p.ID)
+	must(t, err)
+	equal(t, "attempts", len(attempts), n)
+	r, err := s.Registration(ctx, app, "aa01")
+	must(t, err)
+	equal(t, "latest success", r.LastSuccessAt, at(2+n-1))
+}
