@@ -21,7 +21,7 @@ const (
 	DefaultDataDir         = "./ringd-data"
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultMaxDevices      = 10
-	DefaultPushWorkers     = 64
+	DefaultPushWorkers     = 256
 	DefaultPushTTL         = 24 * time.Hour
 	DefaultMaxOutbox       = 1_000_000
 	DefaultProductionURL   = "https://api.push.apple.com"

@@ -24,6 +24,13 @@ type Config[T any] struct {
 	Workers int
 	// Batch is how many items one claim asks for at most.
 	Batch int
+	// MinClaim is how many workers must be idle before a backlog is
+	// claimed again after a full claim (default 1). Each claim is a write
+	// transaction, so claiming a few items each time one finishes costs a
+	// transaction per handful of items; waiting for MinClaim idle workers
+	// reads a backlog in batches. A Wake or a poll claims at once for
+	// whatever is idle, so a new item never waits for the low-water mark.
+	MinClaim int
 	// PollInterval is how often the outbox is claimed from without a wake-up.
 	PollInterval time.Duration
 	// Wake, when not nil, makes Run claim at once when it receives.
@@ -81,7 +88,7 @@ func Run[T any](ctx context.Context, cfg Config[T]) error {
 		if cfg.AfterClaim != nil {
 			cfg.AfterClaim(ctx)
 		}
-		if full && len(r.slots) < cap(r.slots) {
+		if full && r.idle() >= r.minClaim() {
 			continue // more is waiting and there is room for it
 		}
 		// Waiting on freed only after a full claim avoids an empty claim
@@ -90,14 +97,34 @@ func Run[T any](ctx context.Context, cfg Config[T]) error {
 		if full {
 			freed = r.freed
 		}
-		select {
-		case <-ctx.Done():
-		case <-cfg.Wake:
-		case <-ticker.C:
-		case <-freed:
-		}
+		r.wait(ctx, ticker.C, freed)
 	}
 	return nil
+}
+
+// wait returns on a Wake, a poll or the end of ctx, or, when freed is not
+// nil, once MinClaim workers are idle.
+func (r *runner[T]) wait(ctx context.Context, tick <-chan time.Time, freed <-chan struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.cfg.Wake:
+			return
+		case <-tick:
+			return
+		case <-freed:
+			if r.idle() >= r.minClaim() {
+				return
+			}
+		}
+	}
+}
+
+func (r *runner[T]) idle() int { return cap(r.slots) - len(r.slots) }
+
+func (r *runner[T]) minClaim() int {
+	return max(1, min(r.cfg.MinClaim, r.cfg.Workers, r.cfg.Batch))
 }
 
 type runner[T any] struct {

@@ -342,3 +342,30 @@ func TestRunRejectsInvalidConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestRunClaimsABacklogInBatches(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeOutbox(4, 12)
+		cfg := f.config(4, 4, time.Hour)
+		cfg.MinClaim = 2
+		stop := start(t, cfg)
+		synctest.Wait()
+		claims := func(want int, when string) {
+			t.Helper()
+			if s := f.snapshot(); s.claims != want {
+				t.Fatalf("%d claims %s, want %d", s.claims, when, want)
+			}
+		}
+		claims(1, "at start")
+		f.release <- struct{}{}
+		synctest.Wait()
+		claims(1, "with one worker idle, below MinClaim")
+		f.release <- struct{}{}
+		synctest.Wait()
+		claims(2, "with two workers idle")
+		close(f.release)
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -115,10 +116,7 @@ func BenchmarkSubmitBatch(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(users)), "ns/push")
 }
 
-// BenchmarkClaimAndFinish measures the store's send-side work per claim
-// of DefaultClaimBatch deliveries on a real SQLite store: the claim, then
-// one FinishAttempt (attempt and delivered state) per delivery.
-func BenchmarkClaimAndFinish(b *testing.B) {
+func benchClaimAndFinish(b *testing.B, finish func(store.Store, []store.Delivery)) {
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "ringd.db"))
 	if err != nil {
@@ -150,14 +148,50 @@ func BenchmarkClaimAndFinish(b *testing.B) {
 		if err != nil || len(ds) != DefaultClaimBatch {
 			b.Fatalf("claimed %d, %v", len(ds), err)
 		}
+		ids := make([]string, len(ds))
 		for i := range ds {
-			d := &ds[i]
-			d.State, d.Attempts, d.UpdatedAt = store.DeliveryDelivered, 1, time.Now()
-			a := &store.Attempt{At: time.Now(), Environment: d.Environment, Host: "api.push.apple.com",
-				CertificateID: d.CertificateID, APNsID: d.APNsID, Status: 200, Classification: "delivered"}
-			if err := st.FinishAttempt(ctx, a, d); err != nil {
-				b.Fatal(err)
-			}
+			ids[i] = ds[i].PushID
 		}
+		if ps, err := st.PushesByID(ctx, ids); err != nil || len(ps) != len(ids) {
+			b.Fatalf("read %d pushes, %v", len(ps), err)
+		}
+		finish(st, ds)
 	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/DefaultClaimBatch, "ns/delivery")
+}
+
+// BenchmarkClaimAndFinish measures the store's send-side work per claim
+// of DefaultClaimBatch deliveries on a real SQLite store: the claim, the
+// pushes read for their plans, then the outcomes recorded one transaction
+// per delivery (one-by-one) or in groups of maxGroup (grouped), as the
+// workers' group commit does under load.
+func BenchmarkClaimAndFinish(b *testing.B) {
+	outcome := func(d *store.Delivery) store.Finish {
+		d.State, d.Attempts, d.UpdatedAt = store.DeliveryDelivered, 1, time.Now()
+		a := &store.Attempt{At: time.Now(), Environment: d.Environment, Host: "api.push.apple.com",
+			CertificateID: d.CertificateID, APNsID: d.APNsID, Status: 200, Classification: "delivered"}
+		return store.Finish{Attempt: a, Delivery: d, Mark: &store.RegistrationMark{At: time.Now()}}
+	}
+	b.Run("one-by-one", func(b *testing.B) {
+		benchClaimAndFinish(b, func(st store.Store, ds []store.Delivery) {
+			for i := range ds {
+				if err := st.FinishAttempts(context.Background(), []store.Finish{outcome(&ds[i])}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
+	b.Run("grouped", func(b *testing.B) {
+		benchClaimAndFinish(b, func(st store.Store, ds []store.Delivery) {
+			for chunk := range slices.Chunk(ds, maxGroup) {
+				fs := make([]store.Finish, len(chunk))
+				for i := range chunk {
+					fs[i] = outcome(&chunk[i])
+				}
+				if err := st.FinishAttempts(context.Background(), fs); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
 }

@@ -16,6 +16,9 @@ type Metrics struct {
 	// acceptToRequest is the call path's figure of merit: from accepting
 	// a push to handing its first APNs request to the sender.
 	acceptToRequest *prometheus.HistogramVec
+	// groupSize shows whether outcomes share their commits: near 1 under
+	// load means every send pays a commit of its own.
+	groupSize prometheus.Histogram
 }
 
 // NewMetrics creates the series and registers them on reg (nil: not
@@ -44,9 +47,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time from accepting a push to handing a delivery's first APNs request to the sender, by source (api or call).",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"source"}),
+		groupSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "ringd_push_group_commit_size",
+			Help:    "Delivery outcomes written per store transaction by the workers' group commit.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.pushes, m.attempts, m.duration, m.outboxDepth, m.acceptToRequest)
+		reg.MustRegister(m.pushes, m.attempts, m.duration, m.outboxDepth, m.acceptToRequest, m.groupSize)
 	}
 	return m
 }
@@ -85,5 +93,11 @@ func (m *Metrics) attempt(classification, environment string, latency time.Durat
 func (m *Metrics) depth(n int) {
 	if m != nil {
 		m.outboxDepth.Set(float64(n))
+	}
+}
+
+func (m *Metrics) group(n int) {
+	if m != nil {
+		m.groupSize.Observe(float64(n))
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"sync"
 
 	"github.com/ringd/ringd/internal/store"
@@ -15,18 +16,31 @@ import (
 // one store read and one JSON decode per delivery into one per push.
 const planCacheSize = 1024
 
-// pushPlan is a stored push decoded for sending, with its payloads built
-// once per push type.
+// pushPlan is a stored push decoded for sending.
 type pushPlan struct {
 	push store.Push
-	req  Request
+	*requestPlan
+}
+
+// requestPlan is a decoded request with its payloads built once per push
+// type. The pushes of one batch share it: they store the same request.
+type requestPlan struct {
+	req Request
 
 	mu       sync.Mutex
 	payloads map[string][]byte
 	errs     map[string]error
 }
 
-func (p *pushPlan) payload(pushType string) ([]byte, error) {
+func decodeRequest(b []byte) (*requestPlan, error) {
+	rp := &requestPlan{payloads: map[string][]byte{}, errs: map[string]error{}}
+	if err := json.Unmarshal(b, &rp.req); err != nil {
+		return nil, err
+	}
+	return rp, nil
+}
+
+func (p *requestPlan) payload(pushType string) ([]byte, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if b, ok := p.payloads[pushType]; ok {
@@ -84,9 +98,47 @@ func (s *Service) plan(ctx context.Context, d *store.Delivery) (*pushPlan, error
 	if err != nil {
 		return nil, fmt.Errorf("push: load push %s: %w", d.PushID, err)
 	}
-	p := &pushPlan{push: *push, payloads: map[string][]byte{}, errs: map[string]error{}}
-	if err := json.Unmarshal(push.Request, &p.req); err != nil {
+	rp, err := decodeRequest(push.Request)
+	if err != nil {
 		return nil, fmt.Errorf("push: decode request of push %s: %w", d.PushID, err)
 	}
-	return s.plans.add(p), nil
+	return s.plans.add(&pushPlan{push: *push, requestPlan: rp}), nil
+}
+
+// preload caches the plans of a claim's deliveries with one store read for
+// all the pushes not cached yet, and one JSON decode per distinct request.
+// What it cannot load, plan loads again for its delivery, and reports.
+func (s *Service) preload(ctx context.Context, ds []store.Delivery) {
+	appOf := make(map[string]int64, len(ds))
+	var missing []string
+	for i := range ds {
+		id := ds[i].PushID
+		if _, seen := appOf[id]; seen || s.plans.get(id) != nil {
+			continue
+		}
+		appOf[id] = ds[i].SDKAppID
+		missing = append(missing, id)
+	}
+	if len(missing) == 0 {
+		return
+	}
+	pushes, err := s.st.PushesByID(ctx, missing)
+	if err != nil {
+		s.log.Debug("push: preload plans", slog.Any("err", err))
+		return
+	}
+	decoded := map[string]*requestPlan{}
+	for id, push := range pushes {
+		if push.SDKAppID != appOf[id] {
+			continue // never another app's push, whatever the IDs say
+		}
+		rp, ok := decoded[string(push.Request)]
+		if !ok {
+			if rp, err = decodeRequest(push.Request); err != nil {
+				continue
+			}
+			decoded[string(push.Request)] = rp
+		}
+		s.plans.add(&pushPlan{push: *push, requestPlan: rp})
+	}
 }

@@ -18,8 +18,11 @@ import (
 func (s *Service) Run(ctx context.Context) error {
 	var lastDepth time.Time
 	return outbox.Run(ctx, outbox.Config[store.Delivery]{
-		Workers:      s.cfg.Workers,
-		Batch:        s.cfg.ClaimBatch,
+		Workers: s.cfg.Workers,
+		Batch:   s.cfg.ClaimBatch,
+		// A backlog is claimed a quarter of the workers at a time, not a
+		// few rows each time a send ends: every claim is a write.
+		MinClaim:     min(s.cfg.Workers, s.cfg.ClaimBatch) / 4,
 		PollInterval: s.cfg.PollInterval,
 		Wake:         s.wake,
 		Claim: func(ctx context.Context, limit int) ([]store.Delivery, error) {
@@ -28,6 +31,7 @@ func (s *Service) Run(ctx context.Context) error {
 			if err != nil {
 				return nil, fmt.Errorf("push: claim: %w", err)
 			}
+			s.preload(ctx, ds)
 			return ds, nil
 		},
 		Process: s.process,
@@ -228,9 +232,11 @@ func (s *Service) delivered(ctx context.Context, d *store.Delivery, p *pushPlan,
 		d.CertificateID, d.Environment = r.cert.ID, r.cert.Environment
 		diag = fmt.Sprintf("delivered through certificate ID %d (%s); the registration now uses it", r.cert.ID, r.cert.Environment)
 	}
-	s.markSuccess(ctx, d, r)
+	s.markCertificateSuccess(ctx, r)
 	d.State, d.Reason = stateDelivered, ""
-	return s.finish(ctx, d, p, s.attempt(d, r, diag), string(apns.ClassDelivered), "")
+	// The registration's "last success" rides in the delivery's own commit.
+	mark := &store.RegistrationMark{At: r.at}
+	return s.finishMarked(ctx, d, p, s.attempt(d, r, diag), mark, string(apns.ClassDelivered), "")
 }
 
 // tokenDead applies Apple's 410 rule: remove the registration only if it
@@ -286,7 +292,7 @@ func (s *Service) envMismatch(ctx context.Context, d *store.Delivery, p *pushPla
 	// other claims for a lease in case this process stops in between.
 	d.State, d.Reason, d.UpdatedAt = statePending, r.reason(), s.cfg.Now()
 	d.NextAttemptAt = d.UpdatedAt.Add(s.cfg.Lease)
-	if err := s.st.FinishAttempt(ctx, a, d); err != nil {
+	if err := s.commits.record(ctx, store.Finish{Attempt: a, Delivery: d}); err != nil {
 		return fmt.Errorf("push: record attempt: %w", err)
 	}
 	payload, err := p.payload(r.pushType)
@@ -479,8 +485,14 @@ func hostOf(env string) string {
 // logs and reports (OnFinal) a final state. result is the metrics label:
 // the classification, or expired.
 func (s *Service) finish(ctx context.Context, d *store.Delivery, p *pushPlan, a *store.Attempt, result, note string) error {
+	return s.finishMarked(ctx, d, p, a, nil, result, note)
+}
+
+// finishMarked is finish that also records mark on the registration, in
+// the same group commit.
+func (s *Service) finishMarked(ctx context.Context, d *store.Delivery, p *pushPlan, a *store.Attempt, mark *store.RegistrationMark, result, note string) error {
 	d.UpdatedAt = s.cfg.Now()
-	if err := s.st.FinishAttempt(ctx, a, d); err != nil {
+	if err := s.commits.record(ctx, store.Finish{Attempt: a, Delivery: d, Mark: mark}); err != nil {
 		return fmt.Errorf("push: record attempt: %w", err)
 	}
 	if d.State == statePending {
@@ -508,7 +520,7 @@ func (s *Service) finish(ctx context.Context, d *store.Delivery, p *pushPlan, a 
 // Expire already counted it, so it is neither counted nor reported again.
 func (s *Service) finishStopped(ctx context.Context, d *store.Delivery, p *pushPlan, a *store.Attempt, reason string) error {
 	d.State, d.Reason, d.UpdatedAt = stateExpired, reason, s.cfg.Now()
-	if err := s.st.FinishAttempt(ctx, a, d); err != nil {
+	if err := s.commits.record(ctx, store.Finish{Attempt: a, Delivery: d}); err != nil {
 		return fmt.Errorf("push: record attempt: %w", err)
 	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "push: delivery stopped in flight", slog.String("push_id", d.PushID),
@@ -516,13 +528,10 @@ func (s *Service) finishStopped(ctx context.Context, d *store.Delivery, p *pushP
 	return nil
 }
 
-// markSuccess records the success on the registration and, at most every
-// certMarkInterval, on the certificate: one write per push for the
-// certificate's "last success" would serialize a fan-out on one row.
-func (s *Service) markSuccess(ctx context.Context, d *store.Delivery, r *sendResult) {
-	if err := s.st.MarkRegistrationResult(ctx, d.SDKAppID, d.Token, r.at, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
-		s.log.Warn("push: mark registration", slog.String("token", maskToken(d.Token)), slog.Any("err", err))
-	}
+// markCertificateSuccess records a success on the certificate at most
+// every certMarkInterval: one write per push for the certificate's "last
+// success" would serialize a fan-out on one row.
+func (s *Service) markCertificateSuccess(ctx context.Context, r *sendResult) {
 	s.certMu.Lock()
 	due := r.at.Sub(s.certMarked[r.cert.ID]) >= certMarkInterval
 	if due {
