@@ -29,6 +29,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&o.InProcessSim, "dev", false, "start ringd serve --dev (simulator inside ringd: its CPU counts as ringd's) instead of a separate ringd apns-sim")
 	fs.StringVar(&o.ServerCPUs, "server-cpus", "", "pin the started ringd to these CPUs with taskset -c (e.g. 0)")
 	fs.StringVar(&o.SimCPUs, "sim-cpus", "", "pin the started simulator to these CPUs with taskset -c (e.g. 1)")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the started ringd over the measured phase to this file")
 	serverArgs := fs.String("server-args", "", "more flags for the started ringd serve, space-separated")
 	fs.IntVar(&o.Pushes, "pushes", 20000, "push: pushes to send")
 	fs.IntVar(&o.Devices, "devices", 1000, "push: registered devices (one user each)")

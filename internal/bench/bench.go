@@ -37,6 +37,9 @@ type Options struct {
 	// (e.g. "0" and "1").
 	ServerCPUs, SimCPUs string
 	ServerArgs          []string // more flags for ringd serve
+	// CPUProfile, when set, is the file for a CPU profile of the started
+	// ringd over the scenario's measured phase.
+	CPUProfile string
 
 	Pushes, Devices, Concurrency, Batch int           // push
 	Rate                                int           // call-*: invites per second

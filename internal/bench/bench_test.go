@@ -63,14 +63,18 @@ func TestScenarios(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts ringd processes")
 	}
+	profile := filepath.Join(t.TempDir(), "cpu.pprof")
 	tests := []struct {
 		scenario string
 		opts     Options
 		check    func(t *testing.T, r *Result)
 	}{
-		{"push", Options{Pushes: 50, Devices: 10, Batch: 20}, func(t *testing.T, r *Result) {
+		{"push", Options{Pushes: 50, Devices: 10, Batch: 20, CPUProfile: profile}, func(t *testing.T, r *Result) {
 			if got := metric(t, r, "delivered (APNs 200)"); got != 50 {
 				t.Errorf("delivered %v, want 50", got)
+			}
+			if b, err := os.ReadFile(profile); err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+				t.Errorf("--cpuprofile: %d bytes, %v; want a gzipped pprof profile", len(b), err)
 			}
 		}},
 		{"call-offline", Options{Rate: 20, Duration: 2 * time.Second, Callees: 10}, func(t *testing.T, r *Result) {

@@ -96,6 +96,9 @@ func runCallOffline(ctx context.Context, e *env, r *Result) error {
 	if err != nil {
 		return err
 	}
+	if err := e.profileStart(ctx); err != nil {
+		return err
+	}
 	p0 := sampleProc(e.pid)
 	const callers = 64                                    // invites_per_minute is per caller (raised to 10000)
 	every := max(1, o.Rate*int(o.Duration.Seconds())/200) // ~200 samples for → simulator received
@@ -142,6 +145,9 @@ func runCallOffline(ctx context.Context, e *env, r *Result) error {
 		return nil
 	})
 	p1 := sampleProc(e.pid)
+	if err := e.profileStop(ctx, r); err != nil {
+		return err
+	}
 	after, err := scrape(ctx, e.hc, e.url)
 	if err != nil {
 		return err
@@ -229,6 +235,9 @@ func runCallOnline(ctx context.Context, e *env, r *Result) error {
 		free <- &pair{a, b, fmt.Sprintf("onb%d", i)}
 		e.progress.set("setup: %d/%d pairs connected", i+1, o.Callees)
 	}
+	if err := e.profileStart(ctx); err != nil {
+		return err
+	}
 	p0 := sampleProc(e.pid)
 	var invited, accepted, full durations
 	var errs, ok atomic.Int64
@@ -295,6 +304,9 @@ func runCallOnline(ctx context.Context, e *env, r *Result) error {
 		e.progress.set("call-online: %d calls, %d errors, %.1fs", n, errs.Load(), time.Since(start).Seconds())
 	})
 	p1 := sampleProc(e.pid)
+	if err := e.profileStop(ctx, r); err != nil {
+		return err
+	}
 	r.add("calls completed", float64(ok.Load()), "calls", "invite, accept, hang up")
 	r.add("call errors", float64(errs.Load()), "calls", "")
 	if v := lastErr.Load(); v != nil {

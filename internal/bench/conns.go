@@ -43,6 +43,9 @@ func runConnections(ctx context.Context, e *env, r *Result) error {
 	}
 	runtime.GC()
 	time.Sleep(500 * time.Millisecond)
+	if err := e.profileStart(ctx); err != nil {
+		return err
+	}
 	before := sampleProc(e.pid)
 	selfRSS0, _, _ := memStatus(os.Getpid())
 
@@ -104,6 +107,9 @@ func runConnections(ctx context.Context, e *env, r *Result) error {
 		e.progress.set("storm: %d/%d back, %d errors, %.1fs", n, o.Conns, errs.Load(), time.Since(stormStart).Seconds())
 	})
 	stormTime := time.Since(stormStart)
+	if err := e.profileStop(ctx, r); err != nil {
+		return err
+	}
 	for _, c := range conns {
 		if c != nil {
 			c.drop()

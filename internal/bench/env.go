@@ -40,7 +40,8 @@ type env struct {
 	alert    int64 // certificate IDs
 	voip     int64
 	progress *progress
-	separate bool // the simulator runs in its own process
+	separate bool   // the simulator runs in its own process
+	debugURL string // ringd's --debug-addr, when the bench profiles it
 }
 
 type child struct {
@@ -160,6 +161,14 @@ func (e *env) start(ctx context.Context, scenario string) error {
 		e.simPID = sim.cmd.Process.Pid
 		e.sim = client.NewSimulator(m[3], e.hc)
 		args = append(args, "--apns-sandbox-url", strings.TrimSuffix(m[1], ","), "--apns-production-url", strings.TrimSuffix(m[2], ","), "--apns-ca-file", caFile)
+	}
+	if e.o.CPUProfile != "" {
+		debugAddr, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		e.debugURL = "http://" + debugAddr
+		args = append(args, "--debug-addr", debugAddr)
 	}
 	args = append(args, e.o.ServerArgs...)
 	srv, err := e.spawn("ringd", e.o.ServerCPUs, []string{"RINGD_ADMIN_TOKEN=" + e.token}, args...)

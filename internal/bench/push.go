@@ -51,6 +51,9 @@ func runPush(ctx context.Context, e *env, r *Result) error {
 	var maxDepth atomic.Int64
 	var sendErr error
 	var errOnce sync.Once
+	if err := e.profileStart(ctx); err != nil {
+		return err
+	}
 	start := time.Now()
 	var intakeDone time.Duration
 	var mu sync.Mutex
@@ -112,6 +115,9 @@ func runPush(ctx context.Context, e *env, r *Result) error {
 	elapsed := time.Since(start)
 	s.close()
 	if err != nil {
+		return err
+	}
+	if err := e.profileStop(ctx, r); err != nil {
 		return err
 	}
 	p1 := sampleProc(e.pid)

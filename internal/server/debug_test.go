@@ -30,6 +30,35 @@ func TestDebugAddrServesProfilesApartFromTheAPI(t *testing.T) {
 	if code, _ := get(e.srv.URL() + "/debug/pprof/"); code == http.StatusOK {
 		t.Fatal("the API listener serves /debug/pprof/")
 	}
+
+	post := func(path string) (int, []byte) {
+		t.Helper()
+		resp, err := http.Post("http://"+e.srv.DebugAddr()+path, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	steps := []struct {
+		path string
+		want int
+	}{
+		{"/debug/cpuprofile/stop", http.StatusConflict}, // nothing running
+		{"/debug/cpuprofile/start", http.StatusNoContent},
+		{"/debug/cpuprofile/start", http.StatusConflict}, // one at a time
+		{"/debug/cpuprofile/stop", http.StatusOK},
+	}
+	for _, s := range steps {
+		code, body := post(s.path)
+		if code != s.want {
+			t.Fatalf("POST %s: %d %q, want %d", s.path, code, body, s.want)
+		}
+		if code == http.StatusOK && (len(body) < 2 || body[0] != 0x1f || body[1] != 0x8b) {
+			t.Fatalf("POST %s: %d bytes, want a gzipped pprof profile", s.path, len(body))
+		}
+	}
 }
 
 func TestNoDebugListenerByDefault(t *testing.T) {
