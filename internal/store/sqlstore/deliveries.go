@@ -38,8 +38,9 @@ const insertDeliveriesReturning = ` RETURNING id, push_id, token, apns_id`
 type deliveryKey struct{ push, token, apnsID string }
 
 // insertDeliveries inserts ds, already filled, with multi-row INSERTs and
-// sets their IDs.
-func (db *DB) insertDeliveries(ctx context.Context, tx *sql.Tx, ds []*store.Delivery) error {
+// sets their IDs. full, when not nil, is the prepared INSERT of a full
+// chunk of deliveryRowsPerInsert rows.
+func (db *DB) insertDeliveries(ctx context.Context, tx *sql.Tx, ds []*store.Delivery, full *sql.Stmt) error {
 	for chunk := range slices.Chunk(ds, deliveryRowsPerInsert) {
 		args := make([]any, 0, len(chunk)*15)
 		for _, d := range chunk {
@@ -47,8 +48,13 @@ func (db *DB) insertDeliveries(ctx context.Context, tx *sql.Tx, ds []*store.Deli
 				d.Environment, d.Kind, d.DeviceID, d.APNsID, d.State, d.Attempts,
 				ms(d.NextAttemptAt), ms(d.LeaseUntil), d.Reason, ms(d.UpdatedAt))
 		}
-		q := insertDeliveriesPrefix + db.valueRows(len(chunk), 15) + insertDeliveriesReturning
-		rows, err := tx.QueryContext(ctx, q, args...)
+		var rows *sql.Rows
+		var err error
+		if full != nil && len(chunk) == deliveryRowsPerInsert {
+			rows, err = tx.StmtContext(ctx, full).QueryContext(ctx, args...)
+		} else {
+			rows, err = tx.QueryContext(ctx, insertDeliveriesPrefix+db.valueRows(len(chunk), 15)+insertDeliveriesReturning, args...)
+		}
 		if err != nil {
 			return err
 		}

@@ -39,6 +39,27 @@ func (db *DB) CreatePush(ctx context.Context, p *store.Push, ds []*store.Deliver
 	return db.fail("create push", db.createPushes(ctx, []store.PushWithDeliveries{{Push: p, Deliveries: ds}}))
 }
 
+// chunkStmts are the multi-row INSERTs of full chunks, prepared once: a
+// statement with thousands of parameters costs more to parse than its rows
+// cost to write. Smaller last chunks vary in size and are not kept.
+type chunkStmts struct{ pushes, deliveries *sql.Stmt }
+
+// fullChunkStmts prepares what a write of pushes and deliveries rows will
+// use, before its transaction takes SQLite's only writer connection.
+func (db *DB) fullChunkStmts(ctx context.Context, pushes, deliveries int) (chunkStmts, error) {
+	var c chunkStmts
+	var err error
+	if pushes >= pushRowsPerInsert {
+		if c.pushes, err = db.prepared(ctx, insertPushes+db.valueRows(pushRowsPerInsert, 6)); err != nil {
+			return c, err
+		}
+	}
+	if deliveries >= deliveryRowsPerInsert {
+		c.deliveries, err = db.prepared(ctx, insertDeliveriesPrefix+db.valueRows(deliveryRowsPerInsert, 15)+insertDeliveriesReturning)
+	}
+	return c, err
+}
+
 // CreatePushes writes every push and its deliveries, filled as by
 // CreatePush, in one transaction with multi-row INSERTs: a whole batch is
 // one commit. On error nothing is written and every delivery ID is 0.
@@ -64,18 +85,28 @@ func (db *DB) createPushes(ctx context.Context, ps []store.PushWithDeliveries) e
 			ds = append(ds, d)
 		}
 	}
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
+	full, err := db.fullChunkStmts(ctx, len(ps), len(ds))
+	if err != nil {
+		return err
+	}
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
 		for chunk := range slices.Chunk(ps, pushRowsPerInsert) {
 			args := make([]any, 0, len(chunk)*6)
 			for _, pd := range chunk {
 				p := pd.Push
 				args = append(args, p.ID, p.SDKAppID, p.UserID, p.Request, ms(p.CreatedAt), ms(p.ExpiresAt))
 			}
-			if _, err := tx.ExecContext(ctx, insertPushes+db.valueRows(len(chunk), 6), args...); err != nil {
+			var err error
+			if len(chunk) == pushRowsPerInsert {
+				_, err = tx.StmtContext(ctx, full.pushes).ExecContext(ctx, args...)
+			} else {
+				_, err = tx.ExecContext(ctx, insertPushes+db.valueRows(len(chunk), 6), args...)
+			}
+			if err != nil {
 				return err
 			}
 		}
-		return db.insertDeliveries(ctx, tx, ds)
+		return db.insertDeliveries(ctx, tx, ds, full.deliveries)
 	})
 	if err != nil {
 		for _, d := range ds {
