@@ -18,7 +18,7 @@ import (
 )
 
 // Scenarios are the names Run accepts.
-var Scenarios = []string{"push", "call-offline", "call-online", "connections"}
+var Scenarios = []string{"push", "call-offline", "call-online", "connections", "transport"}
 
 // Options configure a run. Zero values take the defaults of cmd/ringd.
 type Options struct {
@@ -49,6 +49,7 @@ type Options struct {
 	Hold, Storm                         time.Duration // connections
 	SourceIPs                           int           // connections: 127.0.0.x addresses to dial from
 	Timeout                             time.Duration // the whole run's bound
+	Streams                             int           // transport: requests in flight
 
 	Progress io.Writer // progress line, updated in place; nil: none
 }
@@ -98,6 +99,8 @@ func Run(ctx context.Context, scenario string, o Options) (*Result, error) {
 		run = runCallOnline
 	case "connections":
 		run = runConnections
+	case "transport":
+		run = runTransport
 	default:
 		return nil, fmt.Errorf("unknown scenario %q (one of %v)", scenario, Scenarios)
 	}
@@ -124,6 +127,7 @@ func (o *Options) defaults() {
 		}
 	}
 	def(&o.Pushes, 20000)
+	def(&o.Streams, 256)
 	def(&o.Devices, 1000)
 	def(&o.Concurrency, 4)
 	def(&o.Batch, 1000)

@@ -42,6 +42,10 @@ type env struct {
 	progress *progress
 	separate bool   // the simulator runs in its own process
 	debugURL string // ringd's --debug-addr, when the bench profiles it
+
+	// The separate simulator's sandbox endpoint and CA, for a client of
+	// the bench's own (scenario transport).
+	sandboxURL, caFile string
 }
 
 type child struct {
@@ -159,6 +163,7 @@ func (e *env) start(ctx context.Context, scenario string) error {
 			return fmt.Errorf("apns-sim: %w", err)
 		}
 		e.simPID = sim.cmd.Process.Pid
+		e.sandboxURL, e.caFile = strings.TrimSuffix(m[1], ","), caFile
 		e.sim = client.NewSimulator(m[3], e.hc)
 		args = append(args, "--apns-sandbox-url", strings.TrimSuffix(m[1], ","), "--apns-production-url", strings.TrimSuffix(m[2], ","), "--apns-ca-file", caFile)
 	}
