@@ -48,7 +48,7 @@ func runPush(ctx context.Context, e *env, r *Result) error {
 	}()
 
 	var accepted, delivered, final atomic.Int64
-	var maxDepth atomic.Int64
+	var maxDepth, maxRSSWithBacklog atomic.Int64
 	var sendErr error
 	var errOnce sync.Once
 	if err := e.profileStart(ctx); err != nil {
@@ -67,7 +67,10 @@ func runPush(ctx context.Context, e *env, r *Result) error {
 		final.Store(int64(m.sum("ringd_pushes_total") - final0))
 		depth := m.sum("ringd_push_outbox_depth")
 		maxDepth.Store(max(maxDepth.Load(), int64(depth)))
+		rss := sampleProc(e.pid).rss
+		maxRSSWithBacklog.Store(max(maxRSSWithBacklog.Load(), int64(rss)))
 		mu.Lock()
+		r.Series["rss_mib"] = append(r.Series["rss_mib"], Point{T: t.Seconds(), V: float64(rss) / (1 << 20)})
 		r.Series["outbox_depth"] = append(r.Series["outbox_depth"], Point{T: t.Seconds(), V: depth})
 		r.Series["delivered"] = append(r.Series["delivered"], Point{T: t.Seconds(), V: float64(d)})
 		mu.Unlock()
@@ -146,6 +149,7 @@ func runPush(ctx context.Context, e *env, r *Result) error {
 		r.note("--dev: the simulator runs inside ringd, so its CPU and RSS count as ringd's")
 	}
 	r.add("max outbox depth", float64(maxDepth.Load()), "deliveries", "ringd_push_outbox_depth sampled every 250ms")
+	r.add("ringd max RSS while sending", float64(maxRSSWithBacklog.Load())/(1<<20), "MiB", "VmRSS sampled every 250ms from the first request (series rss_mib in --json)")
 	h := after.histogram("ringd_push_accept_to_request_seconds", `source="api"`).minus(before.histogram("ringd_push_accept_to_request_seconds", `source="api"`))
 	addQuantiles(r, "accept → APNs request", h, "ringd_push_accept_to_request_seconds{source=api}, estimated from buckets", 0.5, 0.99)
 	h = after.histogram("ringd_apns_request_duration_seconds").minus(before.histogram("ringd_apns_request_duration_seconds"))
