@@ -5,49 +5,51 @@ import (
 	"errors"
 	"runtime"
 	"sync"
-
-	"github.com/ringd/ringd/internal/store"
 )
 
 // maxGroup bounds one group commit, so a transaction stays short and a
 // worker's wait for its own outcome stays bounded.
 const maxGroup = 256
 
-// groupCommit records the outcomes of concurrent workers in shared
-// transactions. Each worker still waits until its own outcome is on disk
-// before it counts, logs or reports it; what changes is that the workers
-// waiting at the same moment pay one commit between them instead of one
-// each, which on SQLite is the difference between a WAL write per push
-// and one per group.
+// groupCommit writes the items of concurrent callers in shared
+// transactions: the outcomes of the workers, and the pushes that calls
+// submit one at a time. Each caller still waits until its own item is on
+// disk before it goes on (counts, logs, reports, wakes the workers); what
+// changes is that the callers waiting at the same moment pay one commit
+// between them instead of one each, which on SQLite is the difference
+// between a WAL write per push and one per group.
 //
-// There is no goroutine of its own: the first worker to arrive while no
-// commit runs leads. It commits everything queued (its own outcome among
-// it, up to maxGroup), then hands the lead to the oldest worker still
-// waiting, so no worker commits for others for longer than one group.
-type groupCommit struct {
-	st store.Store
-	m  *Metrics
+// There is no goroutine of its own: the first caller to arrive while no
+// commit runs leads. It commits everything queued (its own item among it,
+// up to maxGroup), then hands the lead to the oldest caller still waiting,
+// so no caller commits for others for longer than one group.
+type groupCommit[T any] struct {
+	// write stores items in one transaction, all or none.
+	write   func(ctx context.Context, items []T) error
+	observe func(n int) // group sizes, for a metric; may be nil
 
 	mu      sync.Mutex
-	queue   []*outcome
+	queue   []*waiter[T]
 	leading bool
 }
 
-// outcome is one worker's Finish and the answer it waits for.
-type outcome struct {
-	f    store.Finish
+// waiter is one caller's item and the answer it waits for.
+type waiter[T any] struct {
+	item T
 	done chan error // errLead, or the result of the commit
 }
 
 // errLead tells a waiting worker that it leads the next group.
 var errLead = errors.New("push: lead the next group commit")
 
-func newGroupCommit(st store.Store, m *Metrics) *groupCommit { return &groupCommit{st: st, m: m} }
+func newGroupCommit[T any](write func(context.Context, []T) error, observe func(int)) *groupCommit[T] {
+	return &groupCommit[T]{write: write, observe: observe}
+}
 
-// record writes f, together with whatever other workers record meanwhile,
-// and returns once it is committed or has failed.
-func (g *groupCommit) record(ctx context.Context, f store.Finish) error {
-	o := &outcome{f: f, done: make(chan error, 1)}
+// record writes item, together with whatever other callers record
+// meanwhile, and returns once it is committed or has failed.
+func (g *groupCommit[T]) record(ctx context.Context, item T) error {
+	o := &waiter[T]{item: item, done: make(chan error, 1)}
 	g.mu.Lock()
 	g.queue = append(g.queue, o)
 	if g.leading {
@@ -59,7 +61,7 @@ func (g *groupCommit) record(ctx context.Context, f store.Finish) error {
 	}
 	g.leading = true
 	g.mu.Unlock()
-	// Let the workers that are ready to record run first, so they join
+	// Let the callers that are ready to record run first, so they join
 	// this group. With one CPU (GOMAXPROCS=1, a pinned process) nothing
 	// else runs during a commit, and without this yield every group would
 	// be the leader alone.
@@ -80,10 +82,10 @@ func (g *groupCommit) record(ctx context.Context, f store.Finish) error {
 	return <-o.done
 }
 
-// take removes up to maxGroup outcomes from the queue, oldest first. The
-// caller is the leader, whose own outcome is the oldest: it is always in
-// its group.
-func (g *groupCommit) take() []*outcome {
+// take removes up to maxGroup items from the queue, oldest first. The
+// caller is the leader, whose own item is the oldest: it is always in its
+// group.
+func (g *groupCommit[T]) take() []*waiter[T] {
 	n := min(len(g.queue), maxGroup)
 	group := g.queue[:n:n]
 	g.queue = g.queue[n:]
@@ -93,16 +95,18 @@ func (g *groupCommit) take() []*outcome {
 	return group
 }
 
-// commit writes the group in one transaction. When that fails, each
-// outcome is written alone, so one delivery that cannot be recorded (its
-// app was deleted meanwhile, say) fails only its own worker.
-func (g *groupCommit) commit(ctx context.Context, group []*outcome) {
-	fs := make([]store.Finish, len(group))
+// commit writes the group in one transaction. When that fails, each item
+// is written alone, so one that cannot be (a delivery whose app was
+// deleted meanwhile, say) fails only its own caller.
+func (g *groupCommit[T]) commit(ctx context.Context, group []*waiter[T]) {
+	items := make([]T, len(group))
 	for i, o := range group {
-		fs[i] = o.f
+		items[i] = o.item
 	}
-	g.m.group(len(fs))
-	err := g.st.FinishAttempts(ctx, fs)
+	if g.observe != nil {
+		g.observe(len(items))
+	}
+	err := g.write(ctx, items)
 	if err == nil || len(group) == 1 {
 		for _, o := range group {
 			o.done <- err
@@ -110,6 +114,6 @@ func (g *groupCommit) commit(ctx context.Context, group []*outcome) {
 		return
 	}
 	for i, o := range group {
-		o.done <- g.st.FinishAttempts(ctx, fs[i:i+1])
+		o.done <- g.write(ctx, items[i:i+1])
 	}
 }

@@ -57,7 +57,7 @@ func (r *finishRecorder) commits() [][]int64 {
 	return r.calls
 }
 
-func (r *finishRecorder) queued(g *groupCommit) int {
+func (r *finishRecorder) queued(g *groupCommit[store.Finish]) int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return len(g.queue)
@@ -80,7 +80,7 @@ func TestGroupCommitSharesCommits(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := &finishRecorder{gate: make(chan struct{}), started: make(chan struct{}), bad: tt.bad, stored: map[int64]bool{}}
-			g := newGroupCommit(rec, nil)
+			g := newGroupCommit(rec.FinishAttempts, nil)
 			n := tt.waiting + 1
 			errs := make([]error, n+1)
 			var wg sync.WaitGroup
@@ -132,7 +132,7 @@ func TestGroupCommitSharesCommits(t *testing.T) {
 
 func TestGroupCommitAloneAndSequential(t *testing.T) {
 	rec := &finishRecorder{stored: map[int64]bool{}}
-	g := newGroupCommit(rec, nil)
+	g := newGroupCommit(rec.FinishAttempts, nil)
 	for id := int64(1); id <= 3; id++ {
 		if err := g.record(t.Context(), finishOf(id)); err != nil {
 			t.Fatal(err)
@@ -148,7 +148,7 @@ func TestGroupCommitAloneAndSequential(t *testing.T) {
 
 func TestGroupCommitConcurrent(t *testing.T) {
 	rec := &finishRecorder{stored: map[int64]bool{}}
-	g := newGroupCommit(rec, nil)
+	g := newGroupCommit(rec.FinishAttempts, nil)
 	const workers, each = 32, 50
 	var wg sync.WaitGroup
 	for w := range workers {

@@ -18,7 +18,7 @@ type Metrics struct {
 	acceptToRequest *prometheus.HistogramVec
 	// groupSize shows whether outcomes share their commits: near 1 under
 	// load means every send pays a commit of its own.
-	groupSize prometheus.Histogram
+	groupSize *prometheus.HistogramVec
 }
 
 // NewMetrics creates the series and registers them on reg (nil: not
@@ -47,11 +47,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time from accepting a push to handing a delivery's first APNs request to the sender, by source (api or call).",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"source"}),
-		groupSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+		groupSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "ringd_push_group_commit_size",
-			Help:    "Delivery outcomes written per store transaction by the workers' group commit.",
+			Help:    "Items written per store transaction by a group commit, by what they are: the workers' delivery outcomes, or pushes submitted one at a time (calls).",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
-		}),
+		}, []string{"items"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.pushes, m.attempts, m.duration, m.outboxDepth, m.acceptToRequest, m.groupSize)
@@ -96,8 +96,11 @@ func (m *Metrics) depth(n int) {
 	}
 }
 
-func (m *Metrics) group(n int) {
-	if m != nil {
-		m.groupSize.Observe(float64(n))
+// group returns the observer of one group commit's sizes (nil: none).
+func (m *Metrics) group(items string) func(int) {
+	if m == nil {
+		return nil
 	}
+	h := m.groupSize.WithLabelValues(items)
+	return func(n int) { h.Observe(float64(n)) }
 }

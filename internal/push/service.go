@@ -108,7 +108,8 @@ type Service struct {
 	m       *Metrics
 	wake    chan struct{}
 	plans   *planCache
-	commits *groupCommit
+	commits *groupCommit[store.Finish]             // the workers' outcomes
+	intake  *groupCommit[store.PushWithDeliveries] // pushes submitted one at a time
 	stopped *stoppedSet // pushes this process expired, for the workers in flight
 	outbox  outboxGauge // pending deliveries, for backpressure
 
@@ -128,7 +129,8 @@ func New(cfg Config, st store.Store, sender Sender, creds CredentialSource) *Ser
 		m:          cfg.Metrics,
 		wake:       make(chan struct{}, 1),
 		plans:      newPlanCache(planCacheSize),
-		commits:    newGroupCommit(st, cfg.Metrics),
+		commits:    newGroupCommit(st.FinishAttempts, cfg.Metrics.group("outcomes")),
+		intake:     newGroupCommit(st.CreatePushes, cfg.Metrics.group("pushes")),
 		stopped:    newStoppedSet(2 * cfg.Lease),
 		certMarked: map[int64]time.Time{},
 	}
@@ -293,7 +295,9 @@ func (s *Service) submitOne(ctx context.Context, sdkAppID int64, userID string, 
 	if err != nil {
 		return "", err
 	}
-	if err := s.st.CreatePush(ctx, pd.Push, pd.Deliveries); err != nil {
+	// Calls submit their pushes one at a time, many at once: they share
+	// their commits the way the workers' outcomes do.
+	if err := s.intake.record(ctx, pd); err != nil {
 		return "", fmt.Errorf("push: create push: %w", err)
 	}
 	s.accepted(ctx, pd, p)
