@@ -43,7 +43,11 @@ func (db *DB) CreateApp(ctx context.Context, a *store.App) error {
 const selectApp = `SELECT ` + appColumns + ` FROM apps WHERE sdk_app_id = $1`
 
 func (db *DB) App(ctx context.Context, sdkAppID int64) (*store.App, error) {
-	a, err := scanApp(db.r.QueryRowContext(ctx, selectApp, sdkAppID))
+	stmt, err := db.preparedRead(ctx, selectApp)
+	if err != nil {
+		return nil, db.fail("app", err)
+	}
+	a, err := scanApp(stmt.QueryRowContext(ctx, sdkAppID))
 	if err != nil {
 		return nil, db.fail("app", err)
 	}
@@ -120,8 +124,12 @@ const selectAppSettings = `SELECT settings FROM apps WHERE sdk_app_id = $1`
 // AppSettings returns the app's settings JSON as stored, "{}" when never
 // set; an unknown app fails with store.ErrNotFound.
 func (db *DB) AppSettings(ctx context.Context, sdkAppID int64) ([]byte, error) {
+	stmt, err := db.preparedRead(ctx, selectAppSettings)
+	if err != nil {
+		return nil, db.fail("app settings", err)
+	}
 	var settings string
-	if err := db.r.QueryRowContext(ctx, selectAppSettings, sdkAppID).Scan(&settings); err != nil {
+	if err := stmt.QueryRowContext(ctx, sdkAppID).Scan(&settings); err != nil {
 		return nil, db.fail("app settings", err)
 	}
 	if settings == "" {

@@ -67,7 +67,11 @@ const selectRegistration = `SELECT ` + registrationColumns + `
 FROM registrations WHERE sdk_app_id = $1 AND token = $2`
 
 func (db *DB) Registration(ctx context.Context, sdkAppID int64, token string) (*store.Registration, error) {
-	r, err := scanRegistration(db.r.QueryRowContext(ctx, selectRegistration, sdkAppID, token))
+	stmt, err := db.preparedRead(ctx, selectRegistration)
+	if err != nil {
+		return nil, db.fail("registration", err)
+	}
+	r, err := scanRegistration(stmt.QueryRowContext(ctx, sdkAppID, token))
 	if err != nil {
 		return nil, db.fail("registration", err)
 	}
@@ -79,7 +83,11 @@ FROM registrations WHERE sdk_app_id = $1 AND user_id = $2 ORDER BY registered_at
 
 // Registrations lists the user's registrations, oldest first.
 func (db *DB) Registrations(ctx context.Context, sdkAppID int64, userID string) ([]store.Registration, error) {
-	rows, err := db.r.QueryContext(ctx, selectRegistrations, sdkAppID, userID)
+	stmt, err := db.preparedRead(ctx, selectRegistrations)
+	if err != nil {
+		return nil, db.fail("registrations", err)
+	}
+	rows, err := stmt.QueryContext(ctx, sdkAppID, userID)
 	if err != nil {
 		return nil, db.fail("registrations", err)
 	}

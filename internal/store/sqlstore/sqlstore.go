@@ -57,6 +57,7 @@ type DB struct {
 	d      Dialect
 	closed atomic.Bool
 	stmts  stmtCache // the hot statements, prepared on w (stmts.go)
+	rstmts stmtCache // the hot reads, prepared on r
 }
 
 var _ store.Store = (*DB)(nil)

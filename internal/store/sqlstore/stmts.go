@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"sync"
 )
 
@@ -20,13 +21,23 @@ type stmtCache struct {
 // on first use. Call it before beginning the transaction that uses it:
 // SQLite's writer pool has one connection, which the transaction holds.
 func (db *DB) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
-	c := &db.stmts
+	return db.stmts.get(ctx, db.w, query)
+}
+
+// preparedRead is prepared for the reader pool, for the reads every
+// request or call makes (an app, a user's registrations): parsing them
+// again each time cost more than running them.
+func (db *DB) preparedRead(ctx context.Context, query string) (*sql.Stmt, error) {
+	return db.rstmts.get(ctx, db.r, query)
+}
+
+func (c *stmtCache) get(ctx context.Context, pool *sql.DB, query string) (*sql.Stmt, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s, ok := c.m[query]; ok {
 		return s, nil
 	}
-	s, err := db.w.PrepareContext(ctx, query)
+	s, err := pool.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}
@@ -39,7 +50,10 @@ func (db *DB) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 
 // closeStmts closes every cached statement.
 func (db *DB) closeStmts() error {
-	c := &db.stmts
+	return errors.Join(db.stmts.close(), db.rstmts.close())
+}
+
+func (c *stmtCache) close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var first error
