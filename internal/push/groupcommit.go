@@ -5,11 +5,15 @@ import (
 	"errors"
 	"runtime"
 	"sync"
+	"time"
 )
 
 // maxGroup bounds one group commit, so a transaction stays short and a
 // worker's wait for its own outcome stays bounded.
 const maxGroup = 256
+
+// commitTimeout bounds one group's writes (SQLite's busy_timeout is 5 s).
+const commitTimeout = 15 * time.Second
 
 // groupCommit writes the items of concurrent callers in shared
 // transactions: the outcomes of the workers, and the pushes that calls
@@ -70,7 +74,11 @@ func (g *groupCommit[T]) record(ctx context.Context, item T) error {
 	group := g.take()
 	g.mu.Unlock()
 
-	g.commit(ctx, group)
+	// The group is everyone's: the leader's cancellation (a client gone
+	// from its request) must not fail the others' items.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	g.commit(cctx, group)
+	cancel()
 
 	g.mu.Lock()
 	if len(g.queue) > 0 {

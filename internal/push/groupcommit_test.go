@@ -168,3 +168,26 @@ func TestGroupCommitConcurrent(t *testing.T) {
 		t.Fatalf("left leading=%v with %d queued", g.leading, len(g.queue))
 	}
 }
+
+// ctxRecorder fails a write whose context is done, as a store does.
+type ctxRecorder struct{ finishRecorder }
+
+func (r *ctxRecorder) FinishAttempts(ctx context.Context, fs []store.Finish) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return r.finishRecorder.FinishAttempts(ctx, fs)
+}
+
+func TestGroupCommitOutlivesTheLeadersContext(t *testing.T) {
+	rec := &ctxRecorder{finishRecorder{stored: map[int64]bool{}}}
+	g := newGroupCommit(rec.FinishAttempts, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel() // the leader's client went away before it recorded
+	if err := g.record(ctx, finishOf(1)); err != nil {
+		t.Fatalf("record with a cancelled context: %v; the group's write must not depend on it", err)
+	}
+	if !rec.stored[1] {
+		t.Fatal("outcome not stored")
+	}
+}
