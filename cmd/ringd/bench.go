@@ -44,6 +44,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&o.Storm, "storm", 10*time.Second, "connections: the reconnect storm's spread")
 	fs.IntVar(&o.SourceIPs, "source-ips", 0, "connections: 127.0.0.x source addresses (default: one per 20000 connections)")
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Minute, "bound of the whole run")
+	runs := fs.Int("runs", 1, "run the scenario this many times, each against a fresh ringd, and report the median of each figure with every run's value")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	quiet := fs.Bool("quiet", false, "no progress line on stderr")
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
@@ -56,6 +57,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("bench: unexpected arguments %q", fs.Args())
+	}
+	if *runs < 1 {
+		return fmt.Errorf("bench: --runs %d: want at least 1", *runs)
+	}
+	if *runs > 1 && o.CPUProfile != "" {
+		return errors.New("bench: --cpuprofile profiles one run: use it without --runs")
 	}
 	if *serverArgs != "" {
 		o.ServerArgs = strings.Fields(*serverArgs)
@@ -74,7 +81,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if !*quiet {
 		o.Progress = stderr
 	}
-	res, err := bench.Run(ctx, scenario, o)
+	res, err := runMedian(ctx, scenario, o, *runs, stderr)
 	if res != nil {
 		if *asJSON {
 			if jerr := res.WriteJSON(stdout); jerr != nil {
@@ -85,4 +92,22 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	return err
+}
+
+// runMedian runs the scenario n times and combines the runs with
+// bench.Median; a failed run stops the series and is returned as is.
+func runMedian(ctx context.Context, scenario string, o bench.Options, n int, stderr io.Writer) (*bench.Result, error) {
+	if n == 1 {
+		return bench.Run(ctx, scenario, o)
+	}
+	var results []*bench.Result
+	for i := range n {
+		res, err := bench.Run(ctx, scenario, o)
+		if err != nil {
+			return res, fmt.Errorf("run %d of %d: %w", i+1, n, err)
+		}
+		results = append(results, res)
+		fmt.Fprintf(stderr, "\rrun %d of %d done\033[K\n", i+1, n)
+	}
+	return bench.Median(results)
 }

@@ -70,6 +70,9 @@ type Metric struct {
 	Value float64 `json:"value"`
 	Unit  string  `json:"unit"`
 	How   string  `json:"how,omitempty"`
+	// Values are the value of each run when several were combined by
+	// Median; Value is then their median.
+	Values []float64 `json:"values,omitempty"`
 }
 
 // Point is one sample of a series over time.

@@ -176,3 +176,53 @@ func TestProc(t *testing.T) {
 		t.Fatalf("sampleProc(self) = %+v", p)
 	}
 }
+
+func TestMedian(t *testing.T) {
+	run := func(cpu, rate float64, note string) *Result {
+		r := &Result{Scenario: "push", Target: "t", Params: map[string]any{"pushes": 10}}
+		r.add("cpu", cpu, "µs", "how")
+		r.add("rate", rate, "pushes/s", "")
+		r.note("%s", note)
+		return r
+	}
+	tests := []struct {
+		name     string
+		runs     []*Result
+		wantCPU  float64
+		wantRate float64
+	}{
+		{"odd", []*Result{run(3, 10, "a"), run(1, 30, "a"), run(2, 20, "b")}, 2, 20},
+		{"even", []*Result{run(4, 10, "a"), run(2, 30, "a")}, 3, 20},
+		{"NaN left out", []*Result{run(math.NaN(), 10, "a"), run(5, 30, "a"), run(7, 20, "a")}, 6, 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := Median(tt.runs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := metric(t, m, "cpu"); got != tt.wantCPU {
+				t.Errorf("cpu median %v, want %v", got, tt.wantCPU)
+			}
+			if got := metric(t, m, "rate"); got != tt.wantRate {
+				t.Errorf("rate median %v, want %v", got, tt.wantRate)
+			}
+			if got := len(m.Metrics[0].Values); got != len(tt.runs) {
+				t.Errorf("%d values kept, want %d", got, len(tt.runs))
+			}
+			if m.Params["runs"] != len(tt.runs) {
+				t.Errorf("params %v", m.Params)
+			}
+			var table, js bytes.Buffer
+			if err := m.WriteTable(&table); err != nil || !strings.Contains(table.String(), "MEDIAN") {
+				t.Errorf("table: %v\n%s", err, table.String())
+			}
+			if err := m.WriteJSON(&js); err != nil || !json.Valid(js.Bytes()) {
+				t.Errorf("json: %v\n%s", err, js.String())
+			}
+		})
+	}
+	if _, err := Median(nil); err == nil {
+		t.Error("Median of no runs: no error")
+	}
+}

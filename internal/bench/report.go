@@ -24,8 +24,17 @@ func (r *Result) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintf(w, "params: %s\n\n", strings.Join(ps, " "))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "METRIC\tVALUE\tUNIT\tHOW")
+	runs := len(r.Metrics) > 0 && len(r.Metrics[0].Values) > 1
+	if runs {
+		fmt.Fprintln(tw, "METRIC\tMEDIAN\tRUNS\tUNIT\tHOW")
+	} else {
+		fmt.Fprintln(tw, "METRIC\tVALUE\tUNIT\tHOW")
+	}
 	for _, m := range r.Metrics {
+		if runs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.Name, format(m.Value), spread(m.Values), m.Unit, m.How)
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.Name, format(m.Value), m.Unit, m.How)
 	}
 	if err := tw.Flush(); err != nil {
@@ -54,17 +63,17 @@ func (r *Result) WriteJSON(w io.Writer) error {
 	out := *r
 	out.Metrics = make([]Metric, len(r.Metrics))
 	type jm struct {
-		Name  string   `json:"name"`
-		Value *float64 `json:"value"`
-		Unit  string   `json:"unit"`
-		How   string   `json:"how,omitempty"`
+		Name   string     `json:"name"`
+		Value  *float64   `json:"value"`
+		Unit   string     `json:"unit"`
+		How    string     `json:"how,omitempty"`
+		Values []*float64 `json:"values,omitempty"`
 	}
 	ms := make([]jm, len(r.Metrics))
 	for i, m := range r.Metrics {
-		ms[i] = jm{Name: m.Name, Unit: m.Unit, How: m.How}
-		if !math.IsNaN(m.Value) && !math.IsInf(m.Value, 0) {
-			v := m.Value
-			ms[i].Value = &v
+		ms[i] = jm{Name: m.Name, Unit: m.Unit, How: m.How, Value: finite(m.Value)}
+		for _, v := range m.Values {
+			ms[i].Values = append(ms[i].Values, finite(v))
 		}
 	}
 	enc := json.NewEncoder(w)
@@ -77,4 +86,12 @@ func (r *Result) WriteJSON(w io.Writer) error {
 		Series   map[string][]Point `json:"series,omitempty"`
 		Notes    []string           `json:"notes,omitempty"`
 	}{r.Scenario, r.Target, r.Params, ms, r.Series, r.Notes})
+}
+
+// finite is v, or nil (JSON null) for NaN and infinities.
+func finite(v float64) *float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return &v
 }
