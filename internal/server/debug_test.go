@@ -1,12 +1,16 @@
 package server_test
 
 import (
+	"context"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/ringd/ringd/internal/config"
+	"github.com/ringd/ringd/internal/server"
 )
 
 func TestDebugAddrServesProfilesApartFromTheAPI(t *testing.T) {
@@ -65,5 +69,31 @@ func TestNoDebugListenerByDefault(t *testing.T) {
 	e := startDevConfig(t, nil, nil)
 	if a := e.srv.DebugAddr(); a != "" {
 		t.Fatalf("DebugAddr = %q without --debug-addr", a)
+	}
+}
+
+// A failed start (here a taken --debug-addr) returns the error and
+// releases what it opened, so a second start on the data dir works.
+func TestStartFailsCleanlyWhenTheDebugAddrIsTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg := config.Default()
+	cfg.Dev, cfg.Addr, cfg.DataDir, cfg.DebugAddr = true, "127.0.0.1:0", t.TempDir(), taken.Addr().String()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if _, err := server.New(t.Context(), cfg, server.Options{Logger: logger}); err == nil || !strings.Contains(err.Error(), "--debug-addr") {
+		t.Fatalf("New with a taken --debug-addr: %v", err)
+	}
+	cfg.DebugAddr = ""
+	srv, err := server.New(t.Context(), cfg, server.Options{Logger: logger})
+	if err != nil {
+		t.Fatalf("second start on the same data dir: %v", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := srv.Run(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

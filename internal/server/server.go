@@ -84,10 +84,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (s *Server, err e
 	if opts.Clock == nil {
 		opts.Clock = clock.Real()
 	}
-	s = &Server{cfg: cfg, opts: opts, log: opts.Logger, registry: prometheus.NewRegistry()}
+	srv := &Server{cfg: cfg, opts: opts, log: opts.Logger, registry: prometheus.NewRegistry()}
+	s = srv
 	defer func() {
 		if err != nil {
-			_ = s.close()
+			// srv, not s: every error return sets the named result s to nil.
+			_ = srv.close()
 		}
 	}()
 	for _, step := range []func(context.Context) error{
