@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringd/ringd/internal/groupcommit"
 	"github.com/ringd/ringd/internal/store"
 	"github.com/ringd/ringd/internal/store/sqlite"
 )
@@ -163,7 +164,7 @@ func benchClaimAndFinish(b *testing.B, finish func(store.Store, []store.Delivery
 // BenchmarkClaimAndFinish measures the store's send-side work per claim
 // of DefaultClaimBatch deliveries on a real SQLite store: the claim, the
 // pushes read for their plans, then the outcomes recorded one transaction
-// per delivery (one-by-one) or in groups of maxGroup (grouped), as the
+// per delivery (one-by-one) or in groups of groupcommit.DefaultMax (grouped), as the
 // workers' group commit does under load.
 func BenchmarkClaimAndFinish(b *testing.B) {
 	outcome := func(d *store.Delivery) store.Finish {
@@ -183,7 +184,7 @@ func BenchmarkClaimAndFinish(b *testing.B) {
 	})
 	b.Run("grouped", func(b *testing.B) {
 		benchClaimAndFinish(b, func(st store.Store, ds []store.Delivery) {
-			for chunk := range slices.Chunk(ds, maxGroup) {
+			for chunk := range slices.Chunk(ds, groupcommit.DefaultMax) {
 				fs := make([]store.Finish, len(chunk))
 				for i := range chunk {
 					fs[i] = outcome(&chunk[i])

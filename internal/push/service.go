@@ -3,6 +3,7 @@ package push
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ringd/ringd/internal/apns"
+	"github.com/ringd/ringd/internal/groupcommit"
 	"github.com/ringd/ringd/internal/store"
 )
 
@@ -108,10 +110,10 @@ type Service struct {
 	m       *Metrics
 	wake    chan struct{}
 	plans   *planCache
-	commits *groupCommit[store.Finish]             // the workers' outcomes
-	intake  *groupCommit[store.PushWithDeliveries] // pushes submitted one at a time
-	stopped *stoppedSet // pushes this process expired, for the workers in flight
-	outbox  outboxGauge // pending deliveries, for backpressure
+	commits *groupcommit.Group[store.Finish]             // the workers' outcomes
+	intake  *groupcommit.Group[store.PushWithDeliveries] // pushes submitted one at a time
+	stopped *stoppedSet                                  // pushes this process expired, for the workers in flight
+	outbox  outboxGauge                                  // pending deliveries, for backpressure
 
 	certMu     sync.Mutex
 	certMarked map[int64]time.Time // last success recorded per certificate
@@ -121,16 +123,20 @@ type Service struct {
 func New(cfg Config, st store.Store, sender Sender, creds CredentialSource) *Service {
 	cfg = cfg.withDefaults()
 	return &Service{
-		cfg:        cfg,
-		st:         st,
-		sender:     sender,
-		creds:      creds,
-		log:        cfg.Logger,
-		m:          cfg.Metrics,
-		wake:       make(chan struct{}, 1),
-		plans:      newPlanCache(planCacheSize),
-		commits:    newGroupCommit(st.FinishAttempts, cfg.Metrics.group("outcomes")),
-		intake:     newGroupCommit(st.CreatePushes, cfg.Metrics.group("pushes")),
+		cfg:    cfg,
+		st:     st,
+		sender: sender,
+		creds:  creds,
+		log:    cfg.Logger,
+		m:      cfg.Metrics,
+		wake:   make(chan struct{}, 1),
+		plans:  newPlanCache(planCacheSize),
+		commits: &groupcommit.Group[store.Finish]{
+			Write: groupcommit.AllOrEach(st.FinishAttempts, oneItemsFault), Observe: cfg.Metrics.group("outcomes"),
+		},
+		intake: &groupcommit.Group[store.PushWithDeliveries]{
+			Write: groupcommit.AllOrEach(st.CreatePushes, oneItemsFault), Observe: cfg.Metrics.group("pushes"),
+		},
 		stopped:    newStoppedSet(2 * cfg.Lease),
 		certMarked: map[int64]time.Time{},
 	}
@@ -297,7 +303,7 @@ func (s *Service) submitOne(ctx context.Context, sdkAppID int64, userID string, 
 	}
 	// Calls submit their pushes one at a time, many at once: they share
 	// their commits the way the workers' outcomes do.
-	if err := s.intake.record(ctx, pd); err != nil {
+	if err := s.intake.Do(ctx, pd); err != nil {
 		return "", fmt.Errorf("push: create push: %w", err)
 	}
 	s.accepted(ctx, pd, p)
@@ -397,3 +403,8 @@ func newPushID() string {
 	}
 	return id.String()
 }
+
+// oneItemsFault tells whether a failed group write may be one item's (a
+// delivery gone with its app, say), so that each item is written again
+// alone; an unavailable store fails them all at once instead.
+func oneItemsFault(err error) bool { return !errors.Is(err, store.ErrUnavailable) }

@@ -292,7 +292,7 @@ func (s *Service) envMismatch(ctx context.Context, d *store.Delivery, p *pushPla
 	// other claims for a lease in case this process stops in between.
 	d.State, d.Reason, d.UpdatedAt = statePending, r.reason(), s.cfg.Now()
 	d.NextAttemptAt = d.UpdatedAt.Add(s.cfg.Lease)
-	if err := s.commits.record(ctx, store.Finish{Attempt: a, Delivery: d}); err != nil {
+	if err := s.commits.Do(ctx, store.Finish{Attempt: a, Delivery: d}); err != nil {
 		return fmt.Errorf("push: record attempt: %w", err)
 	}
 	payload, err := p.payload(r.pushType)
@@ -492,7 +492,7 @@ func (s *Service) finish(ctx context.Context, d *store.Delivery, p *pushPlan, a 
 // the same group commit.
 func (s *Service) finishMarked(ctx context.Context, d *store.Delivery, p *pushPlan, a *store.Attempt, mark *store.RegistrationMark, result, note string) error {
 	d.UpdatedAt = s.cfg.Now()
-	if err := s.commits.record(ctx, store.Finish{Attempt: a, Delivery: d, Mark: mark}); err != nil {
+	if err := s.commits.Do(ctx, store.Finish{Attempt: a, Delivery: d, Mark: mark}); err != nil {
 		return fmt.Errorf("push: record attempt: %w", err)
 	}
 	if d.State == statePending {
@@ -520,7 +520,7 @@ func (s *Service) finishMarked(ctx context.Context, d *store.Delivery, p *pushPl
 // Expire already counted it, so it is neither counted nor reported again.
 func (s *Service) finishStopped(ctx context.Context, d *store.Delivery, p *pushPlan, a *store.Attempt, reason string) error {
 	d.State, d.Reason, d.UpdatedAt = stateExpired, reason, s.cfg.Now()
-	if err := s.commits.record(ctx, store.Finish{Attempt: a, Delivery: d}); err != nil {
+	if err := s.commits.Do(ctx, store.Finish{Attempt: a, Delivery: d}); err != nil {
 		return fmt.Errorf("push: record attempt: %w", err)
 	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "push: delivery stopped in flight", slog.String("push_id", d.PushID),
