@@ -89,8 +89,14 @@ type Webhook struct {
 // CallStore is what the call service, the gateway and the webhooks keep.
 type CallStore interface {
 	// PutCall inserts or replaces the call and its participants in one
-	// transaction.
+	// transaction. A call's app, caller and creation time never change:
+	// a write under the same ID with others fails with ErrConflict, as
+	// does one older (by Seq) than the stored call.
 	PutCall(ctx context.Context, c *Call) error
+	// PutCalls writes calls of distinct IDs as PutCall does, in one
+	// transaction: all of them, or none when one fails (with that call's
+	// error). Changes of concurrent calls share one commit this way.
+	PutCalls(ctx context.Context, calls []*Call) error
 	Call(ctx context.Context, sdkAppID int64, id string) (*Call, error)
 	Calls(ctx context.Context, sdkAppID int64, f CallFilter) ([]Call, error)
 	// ActiveCalls returns every call not ended, of every app (for restarts).

@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -70,6 +71,33 @@ func testPutCall(t *testing.T, open Open) {
 	must(t, err)
 	equal(t, "Call after an update", *got, *c)
 
+	// Participants added, reordered and dropped, and the end: what the
+	// queries by user read follows.
+	c.State, c.EndedAt, c.EndReason, c.Seq, c.UpdatedAt = store.CallEnded, at(9), "hangup", 4, at(9)
+	c.Participants = []store.CallParticipant{
+		{UserID: "dave", Role: "invitee", Outcome: "left", RingDeadline: at(50)},
+		{UserID: "alice", Role: "caller", Outcome: "left"},
+	}
+	must(t, s.PutCall(ctx, c))
+	got, err = s.Call(ctx, app, c.ID)
+	must(t, err)
+	equal(t, "Call after participants changed", *got, *c)
+	for _, tt := range []struct {
+		user            string
+		invited, listed []string
+	}{
+		{"alice", []string{}, []string{c.ID}},
+		{"bob", []string{}, []string{}},
+		{"dave", []string{c.ID}, []string{c.ID}},
+	} {
+		invited, err := s.CallsOfInvitee(ctx, app, tt.user, at(8))
+		must(t, err)
+		equal(t, "CallsOfInvitee("+tt.user+")", callIDs(invited), tt.invited)
+		listed, err := s.Calls(ctx, app, store.CallFilter{UserID: tt.user})
+		must(t, err)
+		equal(t, "Calls("+tt.user+")", callIDs(listed), tt.listed)
+	}
+
 	// A call without participants, push IDs or doc keeps them nil, and
 	// the store fills the times left zero.
 	bare := &store.Call{ID: "call-2", SDKAppID: app, Caller: "alice", State: store.CallRinging}
@@ -80,6 +108,86 @@ func testPutCall(t *testing.T, open Open) {
 	got, err = s.Call(ctx, app, bare.ID)
 	must(t, err)
 	equal(t, "bare Call", *got, *bare)
+
+	// The batch form shares this test's place in the suite's list.
+	t.Run("PutCalls", func(t *testing.T) { testPutCalls(t, open) })
+	t.Run("PutCallsAtomic", func(t *testing.T) { testPutCallsAtomic(t, open) })
+}
+
+// PutCalls writes new calls and new versions of stored ones, each as
+// PutCall would, in one go.
+func testPutCalls(t *testing.T, open Open) {
+	s, ctx := open(t), t.Context()
+	mustApp(t, s, app)
+	mustApp(t, s, 1400000002)
+	must(t, s.PutCalls(ctx, nil))
+
+	old := mustCall(t, s, newCall(app, "call-1", "alice", 1, "bob", "carol"))
+	old.State, old.AnsweredAt, old.Seq, old.UpdatedAt = store.CallAnswered, at(5), 3, at(5)
+	old.Participants = old.Participants[:2]
+	old.Participants[1].Outcome = "accepted"
+	// More participants than one multi-row insert takes, in their order.
+	big := newCall(app, "call-2", "dave", 2)
+	for i := range 120 {
+		big.Participants = append(big.Participants, store.CallParticipant{
+			UserID: fmt.Sprintf("u%03d", 119-i), Role: "invitee", Outcome: "ringing", RingDeadline: at(47)})
+	}
+	other := newCall(1400000002, "call-3", "erin", 3, "frank")
+	bare := &store.Call{ID: "call-4", SDKAppID: app, Caller: "alice", State: store.CallRinging}
+	must(t, s.PutCalls(ctx, []*store.Call{old, big, other, bare}))
+	if bare.CreatedAt.IsZero() || bare.UpdatedAt.IsZero() {
+		t.Errorf("PutCalls left times %v / %v", bare.CreatedAt, bare.UpdatedAt)
+	}
+	for _, c := range []*store.Call{old, big, other, bare} {
+		got, err := s.Call(ctx, c.SDKAppID, c.ID)
+		must(t, err)
+		equal(t, "call "+c.ID, *got, *c)
+	}
+}
+
+// A batch with one call PutCall would refuse writes none of its calls and
+// fails with that call's error, naming it.
+func testPutCallsAtomic(t *testing.T, open Open) {
+	s := open(t)
+	mustApp(t, s, app)
+	mustApp(t, s, 1400000002)
+	stored := newCall(app, "call-1", "alice", 1, "bob")
+	stored.Seq = 5
+	mustCall(t, s, stored)
+
+	tests := []struct {
+		name string
+		bad  func() *store.Call
+		want error
+	}{
+		{"another app's ID", func() *store.Call { return newCall(1400000002, "call-1", "mallory", 2, "eve") }, store.ErrConflict},
+		{"an older version", func() *store.Call {
+			c := newCall(app, "call-1", "alice", 1, "bob")
+			c.Seq = 4
+			return c
+		}, store.ErrConflict},
+		{"a participant twice", func() *store.Call { return newCall(app, "call-9", "alice", 2, "bob", "bob") }, store.ErrConflict},
+		{"an unknown app", func() *store.Call { return newCall(1400000009, "call-9", "alice", 2, "bob") }, store.ErrNotFound},
+		{"one ID twice", func() *store.Call { return newCall(app, "call-new", "alice", 2, "carol") }, store.ErrConflict},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			update := newCall(app, "call-1", "alice", 1, "bob", "carol")
+			update.Seq, update.State = 6, store.CallEnded
+			fresh := newCall(app, "call-new", "carol", 3, "dave")
+			bad := tt.bad()
+			err := s.PutCalls(t.Context(), []*store.Call{update, fresh, bad})
+			wantErr(t, "PutCalls", err, tt.want)
+			if err != nil && !strings.Contains(err.Error(), bad.ID) {
+				t.Errorf("PutCalls error %q does not name call %s", err, bad.ID)
+			}
+			got, err := s.Call(t.Context(), app, "call-1")
+			must(t, err)
+			equal(t, "stored call", *got, *stored)
+			_, err = s.Call(t.Context(), app, "call-new")
+			wantErr(t, "the new call of a failed batch", err, store.ErrNotFound)
+		})
+	}
 }
 
 // PutCall refuses what would overwrite another app's call or a newer
@@ -103,6 +211,10 @@ func testPutCallRefused(t *testing.T, open Open) {
 			c.Participants = append(c.Participants, c.Participants[1])
 		}, store.ErrConflict},
 		{"an unknown app", func(c *store.Call) { c.ID, c.SDKAppID = "call-9", 1400000009 }, store.ErrNotFound},
+		// A newer version in all but the caller or creation time is
+		// another call under the same ID.
+		{"another caller", func(c *store.Call) { *c = *newCall(app, "call-1", "mallory", 1, "bob"); c.Seq = 6 }, store.ErrConflict},
+		{"another creation time", func(c *store.Call) { *c = *newCall(app, "call-1", "alice", 2, "bob"); c.Seq = 6 }, store.ErrConflict},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
