@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-
-	"github.com/ringd/ringd/internal/store"
 )
 
 // Login policies.
@@ -97,8 +95,14 @@ func (s Settings) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Store is where settings are kept (a store.Store).
+type Store interface {
+	AppSettings(ctx context.Context, sdkAppID int64) ([]byte, error)
+	PutAppSettings(ctx context.Context, sdkAppID int64, settings []byte) error
+}
+
 // Load returns the app's settings, defaults filled in.
-func Load(ctx context.Context, st store.Store, sdkAppID int64) (Settings, error) {
+func Load(ctx context.Context, st Store, sdkAppID int64) (Settings, error) {
 	raw, err := st.AppSettings(ctx, sdkAppID)
 	if err != nil {
 		return Settings{}, err
@@ -113,7 +117,7 @@ func Load(ctx context.Context, st store.Store, sdkAppID int64) (Settings, error)
 }
 
 // Save validates and stores the app's settings.
-func Save(ctx context.Context, st store.Store, sdkAppID int64, s Settings) error {
+func Save(ctx context.Context, st Store, sdkAppID int64, s Settings) error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
