@@ -187,6 +187,13 @@ func (s *Service) invite(ctx context.Context, a Actor, req InviteRequest) (*Call
 	c, err := s.changeLocked(ctx, ac, func(o *op) error {
 		o.set = &set
 		o.now = now
+		var ringing []string
+		for _, inv := range o.rec.Invitees {
+			if inv.Outcome == OutcomeRinging {
+				ringing = append(ringing, inv.User)
+			}
+		}
+		o.prefetchRegistrations(ringing)
 		for i := range o.rec.Invitees {
 			if inv := &o.rec.Invitees[i]; inv.Outcome == OutcomeRinging {
 				o.ringInvitee(inv)
@@ -284,6 +291,7 @@ func (s *Service) InviteMore(ctx context.Context, a Actor, callID string, invite
 					added = append(added, inv.User)
 				}
 			}
+			o.prefetchRegistrations(added)
 			for _, u := range added {
 				o.ringInvitee(r.invitee(u))
 			}

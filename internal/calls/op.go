@@ -9,6 +9,7 @@ import (
 
 	"github.com/ringd/ringd/internal/bus"
 	"github.com/ringd/ringd/internal/settings"
+	"github.com/ringd/ringd/internal/store"
 )
 
 // op is one change of one call, made under the call's lock: what fn does
@@ -21,6 +22,9 @@ type op struct {
 	rec *record
 	now time.Time
 	set *settings.Settings
+	// regs are the registrations of the users this change rings, read in
+	// one query (nil: read each user's when needed).
+	regs map[string][]store.Registration
 
 	pubs      []publication
 	types     []string // event types produced, for metrics
@@ -105,13 +109,14 @@ func (s *Service) changeLocked(ctx context.Context, ac *active, fn func(o *op) e
 	return o.rec.view(), nil
 }
 
-// persist writes the record.
+// persist writes the record, in a transaction it may share with the
+// changes of other calls (commit.go).
 func (s *Service) persist(ctx context.Context, r *record, now time.Time) error {
 	sc, err := r.toStore(now)
 	if err != nil {
 		return err
 	}
-	if err := s.st.PutCall(ctx, sc); err != nil {
+	if err := s.commit.Do(ctx, sc); err != nil {
 		return fmt.Errorf("calls: store call %s: %w", r.CallID, err)
 	}
 	return nil
@@ -222,7 +227,7 @@ func (o *op) stopRinging(inv *Invitee, outcome, devOutcome string) {
 		}
 	}
 	if len(ringIDs) > 0 {
-		if err := o.s.pusher.Expire(o.ctx, ringIDs, "call_"+outcome); err != nil {
+		if err := o.s.expire.Do(o.ctx, pushExpiry{ringIDs, "call_" + outcome}); err != nil {
 			o.s.log.Warn("calls: cannot expire ring pushes", "call", o.rec, "user", inv.User, "err", err)
 		}
 	}

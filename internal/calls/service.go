@@ -15,6 +15,7 @@ import (
 
 	"github.com/ringd/ringd/internal/bus"
 	"github.com/ringd/ringd/internal/clock"
+	"github.com/ringd/ringd/internal/groupcommit"
 	"github.com/ringd/ringd/internal/settings"
 	"github.com/ringd/ringd/internal/store"
 )
@@ -34,7 +35,8 @@ type Config struct {
 	Logger  *slog.Logger // nil: slog.Default()
 	Metrics prometheus.Registerer
 	// Settings returns an app's settings; nil reads them from the store
-	// with settings.Load.
+	// with settings.Load for every call. The Load of a settings.Cache
+	// shared with whatever writes the settings spares that read.
 	Settings func(ctx context.Context, sdkAppID int64) (settings.Settings, error)
 	// RequestTTL is how long a request ID is remembered (idempotency).
 	RequestTTL time.Duration
@@ -43,7 +45,8 @@ type Config struct {
 // Service is the call service. It owns the state and the timers of every
 // active call.
 //
-// Events. Every change bumps the call's Seq, is stored, then published (under
+// Events. Every change bumps the call's Seq, is stored (in a transaction it
+// may share with changes of other calls: commit.go), then published (under
 // the call's lock, so in Seq order) to the connected devices of the caller
 // and of every invitee that rang. One change may be told differently to
 // different devices under the same Seq:
@@ -67,6 +70,8 @@ type Service struct {
 	pusher  Pusher
 	emitter Emitter
 	m       *metrics
+	commit  *groupcommit.Group[*store.Call] // writes call changes, in shared transactions
+	expire  *groupcommit.Group[pushExpiry]  // expires ring pushes, in shared updates
 
 	ctx    context.Context // for timer-driven changes; cancelled by Close
 	cancel context.CancelFunc
@@ -117,7 +122,7 @@ func New(cfg Config, st store.Store, hub *bus.Hub, pusher Pusher, emitter Emitte
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
 		cfg: cfg, clock: cfg.Clock, log: cfg.Logger, st: st, hub: hub, pusher: pusher, emitter: emitter,
-		m:   newMetrics(cfg.Metrics),
+		m: newMetrics(cfg.Metrics), commit: newCommitter(st), expire: newExpirer(pusher),
 		ctx: ctx, cancel: cancel,
 		calls: map[string]*active{}, byUser: map[userKey]map[string]*active{},
 		idem:    newIdempotency(cfg.RequestTTL),

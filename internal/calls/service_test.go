@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -673,6 +674,61 @@ func TestGroupOfFour(t *testing.T) {
 	sc := noErr(e.st.Call(ctx, testApp, c.CallID))
 	if len(sc.Participants) != 4 || sc.Participants[0].Outcome != OutcomeLeft || sc.Participants[3].Outcome != OutcomeDeclined || st.Seq != 7 {
 		t.Errorf("stored participants %+v seq %d", sc.Participants, st.Seq)
+	}
+}
+
+// A group rings each invitee's registered devices, whether their
+// registrations are read one user at a time or, for a large group, in one
+// query.
+func TestGroupRingsRegisteredDevices(t *testing.T) {
+	for _, n := range []int{prefetchFrom - 1, prefetchFrom} {
+		t.Run(fmt.Sprint(n, " invitees"), func(t *testing.T) {
+			e := newEnv(t)
+			e.settings(func(s *settings.Settings) { s.MaxInvitees = 2 * prefetchFrom })
+			var invitees []string
+			for i := range n {
+				u := fmt.Sprint("user", i)
+				invitees = append(invitees, u)
+				switch i % 3 {
+				case 0: // a VoIP phone, offline
+					e.register(u, u+"-phone", store.KindVoIP)
+				case 1: // a phone in the foreground, and an offline tablet
+					e.register(u, u+"-phone", store.KindVoIP)
+					e.register(u, u+"-tablet", store.KindAlert)
+					e.connect(u, u+"-phone", bus.Foreground)
+				}
+			}
+			c := e.invite("alice", InviteRequest{Invitees: invitees, GroupID: "team"})
+			for i, inv := range c.Invitees {
+				u := inv.User
+				var devices []string
+				for _, d := range inv.Devices {
+					devices = append(devices, d.DeviceID)
+				}
+				slices.Sort(devices)
+				pushes := e.push.to(u)
+				var want []string
+				switch i % 3 {
+				case 0:
+					want = []string{u + "-phone"}
+				case 1:
+					want = []string{u + "-phone", u + "-tablet"}
+				}
+				if !slices.Equal(devices, want) {
+					t.Errorf("%s: devices %q, want %q", u, devices, want)
+				}
+				wantPushes := 1 // one for all the user's devices not in the foreground
+				if len(want) == 0 {
+					wantPushes = 0
+				}
+				if len(pushes) != wantPushes {
+					t.Errorf("%s: %d ring pushes, want %d", u, len(pushes), wantPushes)
+				}
+				if i%3 == 1 && len(pushes) == 1 && !slices.Equal(pushes[0].Req.ExcludeDevices, []string{u + "-phone"}) {
+					t.Errorf("%s: push excludes %q, want the foreground phone", u, pushes[0].Req.ExcludeDevices)
+				}
+			}
+		})
 	}
 }
 
