@@ -13,6 +13,7 @@ import (
 
 	"github.com/ringd/ringd/internal/credentials"
 	"github.com/ringd/ringd/internal/push"
+	"github.com/ringd/ringd/internal/settings"
 	"github.com/ringd/ringd/internal/store"
 )
 
@@ -45,6 +46,10 @@ type Config struct {
 	// CredentialChanged is told when a certificate is deleted, so cached
 	// key material and its APNs connections are dropped.
 	CredentialChanged func(certificateID int64)
+	// Settings serves the apps' settings from memory and is told of every
+	// change made through the API; give the call service the same one.
+	// Nil: a cache of the API's own.
+	Settings *settings.Cache
 }
 
 // API serves the REST endpoints.
@@ -65,6 +70,9 @@ func New(cfg Config) *API {
 	}
 	if cfg.CredentialChanged == nil {
 		cfg.CredentialChanged = func(int64) {}
+	}
+	if cfg.Settings == nil {
+		cfg.Settings = settings.NewCache(cfg.Store, 0, cfg.Now)
 	}
 	return &API{cfg: cfg, log: cfg.Logger, limits: newAuthLimits(cfg.Limits, cfg.Now)}
 }

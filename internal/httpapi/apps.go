@@ -154,6 +154,7 @@ func (a *API) DeleteApp(ctx context.Context, sdkAppID int64) error {
 		return err
 	}
 	a.secrets.Delete(sdkAppID)
+	a.cfg.Settings.Invalidate(sdkAppID)
 	for _, c := range certs {
 		a.cfg.CredentialChanged(c.ID)
 	}

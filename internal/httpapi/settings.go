@@ -12,7 +12,7 @@ import (
 
 // Settings returns the app's settings.
 func (a *API) Settings(ctx context.Context, sdkAppID int64) (settings.Settings, error) {
-	s, err := settings.Load(ctx, a.cfg.Store, sdkAppID)
+	s, err := a.cfg.Settings.Load(ctx, sdkAppID)
 	if errors.Is(err, store.ErrNotFound) {
 		return s, errAppNotFound
 	}
@@ -21,7 +21,7 @@ func (a *API) Settings(ctx context.Context, sdkAppID int64) (settings.Settings, 
 
 // PutSettings validates and stores the app's settings.
 func (a *API) PutSettings(ctx context.Context, sdkAppID int64, s settings.Settings) error {
-	err := settings.Save(ctx, a.cfg.Store, sdkAppID, s)
+	err := a.cfg.Settings.Save(ctx, sdkAppID, s)
 	var se *settings.Error
 	switch {
 	case errors.As(err, &se):

@@ -30,6 +30,7 @@ import (
 	"github.com/ringd/ringd/internal/gateway"
 	"github.com/ringd/ringd/internal/httpapi"
 	"github.com/ringd/ringd/internal/push"
+	"github.com/ringd/ringd/internal/settings"
 	"github.com/ringd/ringd/internal/store"
 	"github.com/ringd/ringd/internal/webhooks"
 )
@@ -213,12 +214,15 @@ func (s *Server) openPipeline(ctx context.Context) error {
 		Workers: s.cfg.PushWorkers, DefaultTTL: s.cfg.PushTTL, MaxOutbox: s.cfg.MaxOutbox, Now: s.opts.Clock.Now,
 		Logger: s.log.With("component", "push"), Metrics: push.NewMetrics(s.registry), OnFinal: s.pushFinal,
 	}, s.store, s.apns, s.creds)
-	s.calls = calls.New(calls.Config{Clock: s.opts.Clock, Logger: s.log.With("component", "calls"), Metrics: s.registry},
+	// One settings cache for the API, which writes the settings, and the
+	// call service, which reads them for every call.
+	set := settings.NewCache(s.store, 0, s.opts.Clock.Now)
+	s.calls = calls.New(calls.Config{Clock: s.opts.Clock, Logger: s.log.With("component", "calls"), Metrics: s.registry, Settings: set.Load},
 		s.store, s.hub, s.push, s.webhooks)
 	s.api = httpapi.New(httpapi.Config{
 		Store: s.store, Sealer: s.sealer, Push: s.push, Calls: s.calls, AdminToken: s.adminToken, MaxDevices: s.cfg.MaxDevices,
 		Limits: apiLimits(s.cfg), SecretGrace: s.cfg.SecretGrace,
-		Now: s.opts.Clock.Now, Logger: s.log.With("component", "api"), CredentialChanged: s.forgetCredential,
+		Now: s.opts.Clock.Now, Logger: s.log.With("component", "api"), CredentialChanged: s.forgetCredential, Settings: set,
 	})
 	s.gateway = gateway.New(gateway.Config{Logger: s.log.With("component", "gateway"), Metrics: s.registry, MaxConnsPerIP: wsLimit(s.cfg)}, s.calls, s.hub, s.api, s.api)
 	s.registerMetrics()
