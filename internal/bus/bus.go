@@ -44,7 +44,8 @@ type Subscription struct {
 	UserID   string
 	DeviceID string
 	c        chan Message
-	state    atomic.Value // string
+	deliver  func(Message) bool // SubscribeFunc's; then c and dropped are nil
+	state    atomic.Value       // string
 	dropped  chan struct{}
 	dropOnce sync.Once
 }
@@ -81,7 +82,26 @@ func (h *Hub) Subscribe(sdkAppID int64, userID, deviceID, state string) *Subscri
 		c: make(chan Message, SessionBuffer), dropped: make(chan struct{}),
 	}
 	s.state.Store(normalState(state))
-	k := userKey{sdkAppID, userID}
+	h.add(s)
+	return s
+}
+
+// SubscribeFunc is Subscribe for a session that queues its own messages:
+// Publish and Broadcast call deliver, in publish order, on the publisher's
+// goroutine and under the hub's read lock, so deliver must not block. It
+// returns false when the session has fallen too far behind and refuses
+// the message (the session then closes itself, as Dropped would tell it).
+// The subscription holds no buffer: an idle session of the gateway costs
+// a few bytes here instead of SessionBuffer messages (18 KiB).
+func (h *Hub) SubscribeFunc(sdkAppID int64, userID, deviceID, state string, deliver func(Message) bool) *Subscription {
+	s := &Subscription{ID: h.nextID.Add(1), SDKAppID: sdkAppID, UserID: userID, DeviceID: deviceID, deliver: deliver}
+	s.state.Store(normalState(state))
+	h.add(s)
+	return s
+}
+
+func (h *Hub) add(s *Subscription) {
+	k := userKey{s.SDKAppID, s.UserID}
 	h.mu.Lock()
 	if h.users[k] == nil {
 		h.users[k] = map[uint64]*Subscription{}
@@ -89,7 +109,20 @@ func (h *Hub) Subscribe(sdkAppID int64, userID, deviceID, state string) *Subscri
 	h.users[k][s.ID] = s
 	h.mu.Unlock()
 	h.count.Add(1)
-	return s
+}
+
+// offer hands m to s without blocking; false: s is behind and lost it.
+func (s *Subscription) offer(m Message) bool {
+	if s.deliver != nil {
+		return s.deliver(m)
+	}
+	select {
+	case s.c <- m:
+		return true
+	default:
+		s.dropOnce.Do(func() { close(s.dropped) })
+		return false
+	}
 }
 
 // Unsubscribe removes a session; it is safe to call twice.
@@ -129,11 +162,8 @@ func (h *Hub) Publish(sdkAppID int64, userID string, m Message) int {
 		if (m.OnlyDevice != "" && s.DeviceID != m.OnlyDevice) || (m.ExceptDevice != "" && s.DeviceID == m.ExceptDevice) {
 			continue
 		}
-		select {
-		case s.c <- m:
+		if s.offer(m) {
 			n++
-		default:
-			s.dropOnce.Do(func() { close(s.dropped) })
 		}
 	}
 	return n
@@ -185,11 +215,7 @@ func (h *Hub) Broadcast(m Message) {
 	defer h.mu.RUnlock()
 	for _, subs := range h.users {
 		for _, s := range subs {
-			select {
-			case s.c <- m:
-			default:
-				s.dropOnce.Do(func() { close(s.dropped) })
-			}
+			s.offer(m)
 		}
 	}
 }

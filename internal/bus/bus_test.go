@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"slices"
 	"testing"
 )
 
@@ -82,5 +83,39 @@ func TestSlowSessionIsDropped(t *testing.T) {
 	case <-s.Dropped():
 	default:
 		t.Fatal("a session that fell behind was not dropped")
+	}
+}
+
+// A SubscribeFunc session gets every message through its function, is a
+// session like any other for presence, and a refusal is not counted as
+// delivered.
+func TestSubscribeFunc(t *testing.T) {
+	h := NewHub()
+	var got []string
+	accept := true
+	s := h.SubscribeFunc(1, "bob", "phone", Background, func(m Message) bool {
+		if accept {
+			got = append(got, string(m.Payload))
+		}
+		return accept
+	})
+	if d := h.Devices(1, "bob"); len(d) != 1 || d[0].Foreground || h.Count() != 1 {
+		t.Fatalf("devices %+v, count %d", d, h.Count())
+	}
+	if n := h.Publish(1, "bob", Message{Kind: KindEvent, Payload: []byte("1")}); n != 1 {
+		t.Fatalf("delivered to %d", n)
+	}
+	h.Broadcast(Message{Kind: KindReconnect, Payload: []byte("2")})
+	accept = false
+	if n := h.Publish(1, "bob", Message{Kind: KindEvent, Payload: []byte("3")}); n != 0 {
+		t.Fatalf("a refused message counted as delivered to %d", n)
+	}
+	if want := []string{"1", "2"}; !slices.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	h.Unsubscribe(s)
+	h.Unsubscribe(s)
+	if h.Count() != 0 {
+		t.Fatalf("count %d after unsubscribe", h.Count())
 	}
 }
