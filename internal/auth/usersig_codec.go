@@ -81,6 +81,11 @@ func inflate(raw []byte) ([]byte, error) {
 		return nil, malformed("inflate: %w", err)
 	}
 	defer zr.Close()
+	return readDoc(zr, br)
+}
+
+// readDoc reads the inflated document from zr, which inflates br.
+func readDoc(zr io.Reader, br *bytes.Reader) ([]byte, error) {
 	// Reading to EOF is what makes zlib verify its Adler-32 checksum.
 	doc, err := io.ReadAll(io.LimitReader(zr, maxDocLen+1))
 	if err != nil {

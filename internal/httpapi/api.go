@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ringd/ringd/internal/auth"
 	"github.com/ringd/ringd/internal/credentials"
 	"github.com/ringd/ringd/internal/push"
 	"github.com/ringd/ringd/internal/settings"
@@ -56,7 +57,8 @@ type Config struct {
 type API struct {
 	cfg     Config
 	log     *slog.Logger
-	secrets sync.Map // sdkAppID -> *appKeys in clear, for UserSig checks
+	secrets sync.Map       // sdkAppID -> *appKeys in clear, for UserSig checks
+	sigs    *auth.SigCache // verified UserSigs: a reconnecting device skips the inflate and HMAC
 	limits  *authLimits
 }
 
@@ -74,7 +76,7 @@ func New(cfg Config) *API {
 	if cfg.Settings == nil {
 		cfg.Settings = settings.NewCache(cfg.Store, 0, cfg.Now)
 	}
-	return &API{cfg: cfg, log: cfg.Logger, limits: newAuthLimits(cfg.Limits, cfg.Now)}
+	return &API{cfg: cfg, log: cfg.Logger, sigs: auth.NewSigCache(0), limits: newAuthLimits(cfg.Limits, cfg.Now)}
 }
 
 // handlerFunc is a handler that returns its error; serve writes it.

@@ -66,7 +66,7 @@ func (a *API) verifyUserSigFrom(ctx context.Context, ip, sig string) (principal,
 	if err := a.limits.checkIP(ip); err != nil {
 		return principal{}, err
 	}
-	if us, err := auth.ParseUserSig(sig); err == nil {
+	if us, err := a.sigs.Parse(sig); err == nil {
 		if err := a.limits.checkApp(us.SDKAppID); err != nil {
 			return principal{}, err
 		}
@@ -89,7 +89,7 @@ func (a *API) verifyUserSigFrom(ctx context.Context, ip, sig string) (principal,
 // previous key while the grace period after a rotation lasts. On a
 // refusal the principal still carries the SDKAppID the sig claims.
 func (a *API) verifyUserSig(ctx context.Context, sig string) (principal, error) {
-	us, err := auth.ParseUserSig(sig)
+	us, err := a.sigs.Parse(sig)
 	if err != nil {
 		return principal{}, apiErr(http.StatusUnauthorized, "usersig_malformed", "the UserSig cannot be decoded: %v", err)
 	}
