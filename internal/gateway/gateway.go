@@ -6,12 +6,15 @@
 package gateway
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	mrand "math/rand/v2"
@@ -43,6 +46,7 @@ const (
 	DefaultRequestTimeout   = 10 * time.Second
 	DefaultMaxInFlight      = 32
 	DefaultMaxConnsPerIP    = 256
+	DefaultMaxStarting      = 64
 )
 
 // CallService is what the gateway needs of calls.Service.
@@ -101,6 +105,13 @@ type Config struct {
 	// RemoteAddr, which the server resolves behind trusted proxies); more
 	// get 429 too_many_connections before the upgrade. Negative: no limit.
 	MaxConnsPerIP int
+	// MaxStarting sessions may be starting at once (subscribing, applying
+	// the login policy, reading their sync from the store); the others
+	// wait their turn holding only their socket. The store sets the pace
+	// of a reconnect storm anyway: unbounded, every waiting connection
+	// would hold a goroutine stack grown by the store calls, which the
+	// heap then keeps for good.
+	MaxStarting int
 	// WriteTimeout bounds one frame write.
 	WriteTimeout time.Duration
 	// RequestTimeout bounds one call-service request.
@@ -140,6 +151,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxConnsPerIP == 0 {
 		c.MaxConnsPerIP = DefaultMaxConnsPerIP
 	}
+	if c.MaxStarting <= 0 {
+		c.MaxStarting = DefaultMaxStarting
+	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = DefaultWriteTimeout
 	}
@@ -169,7 +183,12 @@ type Gateway struct {
 	mu       sync.Mutex
 	sessions map[*session]struct{}
 	draining bool
+	beating  bool           // the heartbeat goroutine runs
 	wg       sync.WaitGroup // sessions
+	beatWG   sync.WaitGroup // the heartbeat goroutine
+	quit     chan struct{}  // closed by Close: the heartbeat goroutine exits
+	quitOnce sync.Once
+	starting chan struct{} // a slot per session starting (Config.MaxStarting)
 }
 
 // New returns a gateway; serve its Handler.
@@ -178,7 +197,8 @@ func New(cfg Config, callService CallService, hub *bus.Hub, authn Authenticator,
 	return &Gateway{
 		cfg: cfg, calls: callService, hub: hub, authn: authn, policy: policy,
 		log: cfg.Logger, metrics: newMetrics(cfg.Metrics), sessions: map[*session]struct{}{},
-		perIP: ratelimit.NewConcurrency(cfg.MaxConnsPerIP),
+		perIP: ratelimit.NewConcurrency(cfg.MaxConnsPerIP), quit: make(chan struct{}),
+		starting: make(chan struct{}, cfg.MaxStarting),
 	}
 }
 
@@ -235,13 +255,19 @@ func (g *Gateway) Close() {
 	g.mu.Unlock()
 	g.closeAll()
 	g.wg.Wait()
+	g.quitOnce.Do(func() { close(g.quit) })
+	g.beatWG.Wait()
 }
 
 func (g *Gateway) closeAll() {
 	g.mu.Lock()
-	defer g.mu.Unlock()
+	list := make([]*session, 0, len(g.sessions))
 	for s := range g.sessions {
-		s.cancel()
+		list = append(list, s)
+	}
+	g.mu.Unlock()
+	for _, s := range list {
+		s.end("closed")
 	}
 }
 
@@ -298,7 +324,12 @@ func (g *Gateway) connect(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("more than %d WebSocket sessions from your address; close some or retry later", g.cfg.MaxConnsPerIP))
 		return
 	}
-	defer g.perIP.Release(ip)
+	owned := false // by a session, which releases ip when it ends
+	defer func() {
+		if !owned {
+			g.perIP.Release(ip)
+		}
+	}()
 	if !headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", "websocket") {
 		writeHTTPError(w, http.StatusUpgradeRequired, "websocket_required", "GET /v1/connect is a WebSocket endpoint; see docs/protocol.md")
 		return
@@ -366,15 +397,14 @@ func (g *Gateway) connect(w http.ResponseWriter, r *http.Request) {
 
 	s := &session{
 		g: g, sdkAppID: sdkAppID, userID: userID, deviceID: deviceID, state: state, policy: policy,
-		id: newSessionID(), control: make(chan control, 4), born: time.Now(),
-		limiter: newBucket(g.cfg.RequestRate, g.cfg.RequestBurst, g.cfg.Now()),
-		out:     make(chan outFrame, g.cfg.MaxInFlight+8),
+		id: newSessionID(), born: time.Now(), ip: ip,
+		limiter: *newBucket(g.cfg.RequestRate, g.cfg.RequestBurst, g.cfg.Now()),
 	}
 	s.touch()
-	// The session outlives nothing of the HTTP request but its values: it
-	// ends by itself, by Drain or by Close.
-	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	defer s.cancel()
+	// The session outlives the request, and nothing below reads the
+	// request's context values: holding it would pin it (and what it
+	// references) for the session's life.
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	opts := &websocket.AcceptOptions{
 		Subprotocols:   []string{Protocol},
 		OriginPatterns: g.cfg.OriginPatterns,
@@ -384,32 +414,140 @@ func (g *Gateway) connect(w http.ResponseWriter, r *http.Request) {
 	if len(g.cfg.OriginPatterns) == 0 {
 		opts.InsecureSkipVerify = true // see Config.OriginPatterns
 	}
-	c, err := websocket.Accept(w, r, opts)
+	hj := &hijacker{ResponseWriter: w}
+	c, err := websocket.Accept(hj, r, opts)
 	if err != nil {
+		s.cancel()
 		g.log.Debug("websocket upgrade failed", "err", err)
 		return
 	}
-	s.conn = c
+	s.conn, s.br, s.pc, s.early = c, hj.br, hj.pc, hj.early
 	c.SetReadLimit(int64(4 * g.cfg.MaxFrame))
 
 	g.mu.Lock()
 	if g.draining {
 		g.mu.Unlock()
+		s.cancel()
 		_ = c.Close(websocket.StatusServiceRestart, "server restarting")
 		return
 	}
 	g.sessions[s] = struct{}{}
+	s.nextBeat = g.cfg.HeartbeatTimeout / 3
 	g.wg.Add(1)
+	if !g.beating {
+		g.beating = true
+		g.beatWG.Add(1)
+		go g.heartbeat()
+	}
 	g.mu.Unlock()
-	defer g.wg.Done()
 	g.metrics.connections.Inc()
-	defer g.metrics.connections.Dec()
+	owned = true // released when the session ends
+	// The request's goroutine ends here, and with it what net/http holds
+	// for the request (its buffers, headers, connection state).
+	go s.start()
+}
 
-	s.run()
-
+// endSession forgets a session that has ended.
+func (g *Gateway) endSession(s *session) {
 	g.mu.Lock()
 	delete(g.sessions, s)
 	g.mu.Unlock()
+	g.perIP.Release(s.ip)
+	g.metrics.connections.Dec()
+	g.wg.Done()
+}
+
+// heartbeatChecks per HeartbeatTimeout/3 is how finely the heartbeat
+// goroutine spreads its checks: each session is checked every
+// HeartbeatTimeout/3 from its own start, within 1/heartbeatChecks of that.
+const heartbeatChecks = 10
+
+// heartbeat checks every live session once per HeartbeatTimeout/3, in its
+// own phase (so pings spread over time as connections did): one goroutine
+// and one ticker for the whole gateway instead of a ticker and a waiting
+// goroutine per session. It exits when no session is left.
+func (g *Gateway) heartbeat() {
+	defer g.beatWG.Done()
+	period := g.cfg.HeartbeatTimeout / 3
+	t := time.NewTicker(max(period/heartbeatChecks, time.Millisecond))
+	defer t.Stop()
+	var due []*session
+	for {
+		select {
+		case <-t.C:
+		case <-g.quit:
+			return
+		}
+		now := time.Now()
+		g.mu.Lock()
+		if len(g.sessions) == 0 {
+			g.beating = false
+			g.mu.Unlock()
+			return
+		}
+		for s := range g.sessions {
+			if !s.live.Load() {
+				continue // the heartbeat starts after sync_done
+			}
+			if since := now.Sub(s.born); since >= s.nextBeat {
+				for s.nextBeat <= since {
+					s.nextBeat += period
+				}
+				due = append(due, s)
+			}
+		}
+		g.mu.Unlock()
+		for _, s := range due {
+			s.beat()
+		}
+		clear(due)
+		due = due[:0]
+	}
+}
+
+// connBufferSize sizes the read and write buffers of a hijacked
+// connection. net/http hands over 4 KiB each, held for the session's life;
+// what an idle session reads and writes (pings and pongs) fits in far
+// less, and a larger frame is read or written past the buffer directly.
+const connBufferSize = 256
+
+// hijacker gives websocket.Accept the hijacked connection with
+// connBufferSize buffers instead of net/http's, wrapped in a pollConn
+// when the socket allows, and keeps both for the session.
+type hijacker struct {
+	http.ResponseWriter
+	br    *bufio.Reader
+	pc    *pollConn // nil: no shallow idle wait on this connection
+	early bool      // the client's first frames came with its request
+}
+
+func (h *hijacker) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := brw.Writer.Flush(); err != nil { // empty after the 101, but never drop bytes
+		return nil, nil, err
+	}
+	if h.pc = newPollConn(c); h.pc != nil {
+		c = h.pc
+	}
+	n := brw.Reader.Buffered() // frames the client sent right after its request
+	if n == 0 {
+		h.br = bufio.NewReaderSize(c, connBufferSize)
+		return c, bufio.NewReadWriter(h.br, bufio.NewWriterSize(c, connBufferSize)), nil
+	}
+	h.early = true
+	early, _ := brw.Reader.Peek(n)
+	h.br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), c), max(n, connBufferSize))
+	// Move them into the new buffer, where websocket.Accept looks for
+	// them; the read stops at them and does not wait for the network.
+	if _, err := h.br.Peek(n); err != nil {
+		return nil, nil, err
+	}
+	return c, bufio.NewReadWriter(h.br, bufio.NewWriterSize(c, connBufferSize)), nil
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }

@@ -1,11 +1,14 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -518,4 +521,148 @@ func gathered(t *testing.T, reg *prometheus.Registry, name, typ string) float64 
 		}
 	}
 	return 0
+}
+
+// An idle session keeps one goroutine, its reader: the worker and the
+// writer exit once their burst is written, and the heartbeat goroutine
+// exits with the last session.
+func TestIdleSessionKeepsOneGoroutine(t *testing.T) {
+	const n = 5
+	e := newEnv(t, Config{MaxConnsPerIP: -1, HeartbeatTimeout: 300 * time.Millisecond})
+	addr := strings.TrimPrefix(strings.TrimSuffix(e.wsURL, "/v1/connect"), "ws://")
+	base := runtime.NumGoroutine()
+	goroutines := func(want int) func() error {
+		return func() error {
+			if got := runtime.NumGoroutine() - base; got != want {
+				return fmt.Errorf("%d goroutines more than before, want %d", got, want)
+			}
+			return nil
+		}
+	}
+	type client struct {
+		c  net.Conn
+		br *bufio.Reader
+	}
+	var cs []client
+	for i := range n {
+		c, br := rawSession(t, addr, fmt.Sprint(i), nil)
+		cs = append(cs, client{c, br})
+	}
+	checkFor(t, 5*time.Second, goroutines(n+1)) // + the heartbeat
+	for i, c := range cs {
+		if _, err := c.c.Write(maskedText(fmt.Sprintf(`{"id":"r%d","type":"ping"}`, i))); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(calls.Event{Type: calls.EventState, CallID: "c", Seq: 1})
+		e.hub.Publish(1, fmt.Sprintf("u%d", i), bus.Message{Kind: bus.KindEvent, Payload: b})
+		for got := 0; got < 2; { // the reply and the event, in either order
+			f := string(readRawFrame(t, c.br))
+			if strings.Contains(f, `"type":"reply"`) || strings.Contains(f, `"type":"event"`) {
+				got++
+			}
+		}
+	}
+	checkFor(t, 5*time.Second, goroutines(n+1))
+	for _, c := range cs {
+		_ = c.c.Close()
+	}
+	checkFor(t, 5*time.Second, goroutines(0))
+}
+
+// Frames a client sends right behind its upgrade request, before the 101
+// came back, are read (they sit in the buffer the upgrade was read with).
+func TestFramesRightAfterTheUpgrade(t *testing.T) {
+	e := newEnv(t, Config{})
+	addr := strings.TrimPrefix(strings.TrimSuffix(e.wsURL, "/v1/connect"), "ws://")
+	early := append(maskedText(`{"id":"a","type":"ping"}`), maskedText(`{"id":"b","type":"ping"}`)...)
+	c, br := rawSession(t, addr, "phone", early)
+	defer c.Close()
+	for _, id := range []string{"a", "b"} {
+		var f map[string]any
+		if err := json.Unmarshal(readRawFrame(t, br), &f); err != nil {
+			t.Fatal(err)
+		}
+		if f["type"] != FrameReply || f["id"] != id || f["ok"] != true {
+			t.Fatalf("got %v, want the reply to %s", f, id)
+		}
+	}
+}
+
+// An idle reader waits outside websocket.Conn and lets it read only pings
+// and pongs it can finish (see pollConn): whatever the client sends, in
+// whatever pieces, is still read in order.
+func TestControlFramesBetweenRequests(t *testing.T) {
+	e := newEnv(t, Config{})
+	addr := strings.TrimPrefix(strings.TrimSuffix(e.wsURL, "/v1/connect"), "ws://")
+	c, br := rawSession(t, addr, "phone", nil)
+	defer c.Close()
+	ping := []byte{0x89, 0x82, 0, 0, 0, 0, 'h', 'i'}
+	pong := []byte{0x8a, 0x80, 0, 0, 0, 0}
+	req := func(id string) []byte { return maskedText(`{"id":"` + id + `","type":"ping"}`) }
+	cat := func(parts ...[]byte) []byte { return slices.Concat(parts...) }
+	tests := []struct {
+		name   string
+		writes [][]byte
+		pongs  int // server pongs expected before the reply
+	}{
+		{"ping alone, then a request", [][]byte{ping, req("a")}, 1},
+		{"unsolicited pong, then a request", [][]byte{pong, req("b")}, 0},
+		{"pings and a request together", [][]byte{cat(ping, pong, ping, req("c"))}, 2},
+		{"a pong and half a request", [][]byte{cat(pong, req("d")[:5]), req("d")[5:]}, 0},
+		{"a request split in its header", [][]byte{req("e")[:1], req("e")[1:]}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, w := range tt.writes {
+				if _, err := c.Write(w); err != nil { // each write usually arrives alone (TCP_NODELAY)
+					t.Fatal(err)
+				}
+			}
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			for i := 0; i <= tt.pongs; i++ {
+				op, err := br.Peek(1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				p := readRawFrame(t, br)
+				if i < tt.pongs {
+					if op[0] != 0x8a || string(p) != "hi" {
+						t.Fatalf("frame %d: %x %q, want the pong", i, op[0], p)
+					}
+					continue
+				}
+				if !strings.Contains(string(p), `"type":"reply"`) {
+					t.Fatalf("got %s, want the reply", p)
+				}
+			}
+		})
+	}
+}
+
+func TestOnlyPingsAndPongs(t *testing.T) {
+	ping := []byte{0x89, 0x82, 1, 2, 3, 4, 'h', 'i'}
+	pong := []byte{0x8a, 0x80, 1, 2, 3, 4}
+	tests := []struct {
+		name string
+		b    []byte
+		want bool
+	}{
+		{"nothing", nil, false},
+		{"a ping", ping, true},
+		{"a pong", pong, true},
+		{"pings and pongs", slices.Concat(ping, pong, ping), true},
+		{"half a ping", ping[:5], false},
+		{"a ping and half a pong", slices.Concat(ping, pong[:3]), false},
+		{"a ping and a text frame", slices.Concat(ping, maskedText("{}")), false},
+		{"a close frame", []byte{0x88, 0x80, 1, 2, 3, 4}, false},
+		{"an unmasked ping", []byte{0x89, 0x00}, false},
+		{"a fragmented ping", []byte{0x09, 0x80, 1, 2, 3, 4}, false},
+		{"a ping with a reserved bit", []byte{0xc9, 0x80, 1, 2, 3, 4}, false},
+		{"a ping over 125 bytes", append([]byte{0x89, 0x80 | 126, 0, 200, 1, 2, 3, 4}, make([]byte, 200)...), false},
+	}
+	for _, tt := range tests {
+		if got := onlyPingsAndPongs(tt.b); got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
+	}
 }

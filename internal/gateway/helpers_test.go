@@ -28,14 +28,14 @@ type testEnv struct {
 	wsURL string
 }
 
-func newEnv(t *testing.T, cfg Config) *testEnv {
+func newEnv(t testing.TB, cfg Config) *testEnv {
 	t.Helper()
 	hub := bus.NewHub()
 	fc := gatewaytest.NewFakeCalls(hub)
 	return newEnvWith(t, cfg, hub, fc, fc)
 }
 
-func newEnvWith(t *testing.T, cfg Config, hub *bus.Hub, svc CallService, fc *gatewaytest.FakeCalls) *testEnv {
+func newEnvWith(t testing.TB, cfg Config, hub *bus.Hub, svc CallService, fc *gatewaytest.FakeCalls) *testEnv {
 	t.Helper()
 	gw := New(cfg, svc, hub, gatewaytest.Auth{}, gatewaytest.Policy{})
 	srv := httptest.NewServer(gw.Handler())
@@ -164,7 +164,7 @@ func readClose(t *testing.T, c *websocket.Conn) websocket.StatusCode {
 }
 
 // checkFor polls f until it returns nil or the deadline passes.
-func checkFor(t *testing.T, d time.Duration, f func() error) {
+func checkFor(t testing.TB, d time.Duration, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {

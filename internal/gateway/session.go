@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,11 +36,7 @@ type kickPayload struct {
 	Session  uint64 `json:"session"`
 }
 
-type control struct {
-	drainAfter time.Duration
-}
-
-// outFrame is a frame for the writer; a non-zero closeCode closes the
+// outFrame is a frame to write; a non-zero closeCode closes the
 // connection once the frame is written.
 type outFrame struct {
 	typ         string
@@ -54,33 +51,59 @@ type job struct {
 	data any
 }
 
+// session is one WebSocket. An idle session is one goroutine (the reader,
+// parked in a read) and a few hundred bytes of state: the worker of
+// requests and the writer of bus messages start when there is something to
+// do and exit when done, the gateway's single heartbeat goroutine pings
+// it, and frames are written by whichever goroutine has one to send
+// (websocket.Conn serialises writes). Hundreds of thousands of sessions
+// mostly sit idle, so every goroutine, buffer and timer held while idle is
+// multiplied by that.
 type session struct {
 	g                        *Gateway
 	conn                     *websocket.Conn
 	sub                      *bus.Subscription
-	log                      *slog.Logger
 	sdkAppID                 int64
 	userID, deviceID, policy string
 	state                    string // at connect
 	id                       string
+	ip                       string // counted in g.perIP until the session ends
 	ctx                      context.Context
 	cancel                   context.CancelFunc
 
 	born     time.Time
 	lastSeen atomic.Int64 // since born, ns
 	pinging  atomic.Bool
+	live     atomic.Bool   // sync_done was written
+	nextBeat time.Duration // since born: the next heartbeat check (heartbeat goroutine, under g.mu)
 
-	limiter  *bucket // reader only
-	bad      window  // reader only
-	flooding bool    // reader only
-	out      chan outFrame
-	control  chan control
-	syncSeq  map[string]int64 // writer only: last seq per call sent during sync
+	limiter  bucket // reader only
+	bad      window // reader only
+	flooding bool   // reader only
 
-	mu      sync.Mutex
-	queue   []job
-	working bool
-	wg      sync.WaitGroup // reader, worker, ping
+	// br is the connection's read buffer and pc its socket, for the
+	// reader's shallow idle wait (pc nil: none). brMu keeps the reader's
+	// look into br apart from a close handshake reading the peer's answer.
+	br       *bufio.Reader
+	pc       *pollConn
+	brMu     sync.Mutex
+	early    bool           // frames came with the upgrade request: websocket.Accept put them in front of br's reader, not in the socket
+	burst    sync.WaitGroup // the goroutine reading a burst of frames
+	readDone bool           // set by that goroutine: the connection is gone
+
+	mu         sync.Mutex
+	queue      []job // requests waiting for the worker
+	working    bool
+	events     []bus.Message // bus messages waiting for the writer
+	writing    bool
+	lagging    bool          // events overflowed bus.SessionBuffer
+	drainAfter time.Duration // a pending reconnect hint, when draining
+	draining   bool
+	drainTimer *time.Timer
+	ended      bool             // no goroutine may start any more
+	reason     string           // why the session ended; the first one wins
+	syncSeq    map[string]int64 // the writer's (the connecting handler's before live)
+	wg         sync.WaitGroup   // worker, writer, ping and drain timer
 }
 
 func (s *session) touch() { s.lastSeen.Store(int64(time.Since(s.born))) }
@@ -89,37 +112,112 @@ func (s *session) idle() time.Duration {
 	return time.Since(s.born) - time.Duration(s.lastSeen.Load())
 }
 
-func (s *session) drain(after time.Duration) {
-	select {
-	case s.control <- control{drainAfter: after}:
-	default:
+// logger is built when something is logged, not held by every session:
+// With copies the attributes into a handler per call.
+func (s *session) logger() *slog.Logger {
+	return s.g.log.With("sdkappid", s.sdkAppID, "user", s.userID, "device_id", s.deviceID, "session_id", s.id)
+}
+
+// debug logs at debug level without building the session's logger when
+// that level is off (every connect and disconnect would).
+func (s *session) debug(msg string, args ...any) {
+	if s.g.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.logger().Debug(msg, args...)
 	}
 }
 
-// run serves the session until it ends, then cleans up.
-func (s *session) run() {
-	g := s.g
-	s.log = g.log.With("sdkappid", s.sdkAppID, "user", s.userID, "device_id", s.deviceID, "session_id", s.id)
-	s.sub = g.hub.Subscribe(s.sdkAppID, s.userID, s.deviceID, s.state)
-	if s.policy == LoginSingle {
-		s.kickOthers()
+// goLocked starts f in a goroutine the session's end waits for, unless the
+// session has ended. s.mu must be held.
+func (s *session) goLocked(f func()) bool {
+	if s.ended {
+		return false
 	}
-	s.log.Debug("session started", "state", s.state, "policy", s.policy)
 	s.wg.Add(1)
-	go s.readLoop()
-	reason := s.writeLoop()
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+	return true
+}
 
+// end stops the session for reason (the first reason given wins): nothing
+// new starts, and closing the connection ends the reader, which cleans up.
+func (s *session) end(reason string) {
+	s.mu.Lock()
+	if s.reason == "" {
+		s.reason = reason
+	}
+	s.ended = true
+	s.mu.Unlock()
+	s.cancel()
+	_ = s.conn.CloseNow()
+}
+
+func (s *session) drain(after time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.drainAfter, s.draining = after, true
+	s.startWriterLocked()
+}
+
+// start subscribes, applies the login policy, writes hello, the sync and
+// sync_done (at most Config.MaxStarting sessions at once), then hands the
+// session to a reader goroutine and returns. Its goroutine, with the stack
+// that the store calls grew, is gone while the session idles.
+func (s *session) start() {
+	g := s.g
+	// Subscribed even while waiting for a slot, so that closeWith and
+	// the session's end always have a subscription to leave.
+	s.sub = g.hub.SubscribeFunc(s.sdkAppID, s.userID, s.deviceID, s.state, s.offer)
+	reason := "closed"
+	select {
+	case g.starting <- struct{}{}:
+		if s.policy == LoginSingle {
+			s.kickOthers()
+		}
+		s.debug("session started", "state", s.state, "policy", s.policy)
+		reason = s.sync()
+		<-g.starting
+	case <-s.ctx.Done():
+	}
+	if reason != "" {
+		s.end(reason)
+	} else {
+		s.mu.Lock()
+		s.live.Store(true)
+		s.startWriterLocked()
+		s.mu.Unlock()
+	}
+	go s.serve()
+}
+
+// serve reads until the connection ends, then cleans up.
+func (s *session) serve() {
+	g := s.g
+	s.readLoop()
+
+	s.mu.Lock()
+	if s.reason == "" {
+		s.reason = "closed"
+	}
+	s.ended = true
+	if s.drainTimer != nil && s.drainTimer.Stop() {
+		s.wg.Done() // its callback will not run
+	}
+	reason := s.reason
+	s.mu.Unlock()
 	s.cancel()
 	_ = s.conn.CloseNow()
 	s.wg.Wait()
 	g.hub.Unsubscribe(s.sub)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), g.cfg.RequestTimeout)
 	if err := g.calls.DeviceDisconnected(ctx, s.sdkAppID, s.userID, s.deviceID); err != nil {
-		s.log.Warn("device disconnected", "err", err)
+		s.logger().Warn("device disconnected", "err", err)
 	}
 	cancel()
 	g.metrics.closes.WithLabelValues(reason).Inc()
-	s.log.Debug("session ended", "reason", reason)
+	s.debug("session ended", "reason", reason)
+	g.endSession(s)
 }
 
 // kickOthers applies the single-login policy: every older session of the
@@ -137,17 +235,24 @@ func (s *session) kickOthers() {
 	for dev := range others {
 		ctx, cancel := context.WithTimeout(s.ctx, g.cfg.RequestTimeout)
 		if err := g.calls.UnbindDevice(ctx, s.sdkAppID, s.userID, dev); err != nil {
-			s.log.Warn("unbind kicked device", "kicked_device", dev, "err", err)
+			s.logger().Warn("unbind kicked device", "kicked_device", dev, "err", err)
 		}
 		cancel()
 	}
 }
 
-// send queues a frame for the writer.
-func (s *session) send(f outFrame) {
-	select {
-	case s.out <- f:
-	case <-s.ctx.Done():
+// out writes a frame from any goroutine and closes the connection after
+// it when the frame says so.
+func (s *session) out(f outFrame) {
+	if f.data != nil {
+		if err := s.writeRaw(f.typ, f.data); err != nil {
+			s.end("write_error")
+			return
+		}
+	}
+	if f.closeCode != 0 {
+		s.closeWith(f.closeCode, f.closeReason)
+		s.end(f.closeReason)
 	}
 }
 
@@ -159,32 +264,48 @@ func (s *session) write(typ string, v any) error {
 	return s.writeRaw(typ, b)
 }
 
+// writeRaw writes one frame within WriteTimeout. The timeout does not
+// derive from s.ctx: ending the session closes the connection, which fails
+// the write anyway, and each derived context would leave its registration
+// map behind in s.ctx.
 func (s *session) writeRaw(typ string, b []byte) error {
-	ctx, cancel := context.WithTimeout(s.ctx, s.g.cfg.WriteTimeout)
-	defer cancel()
-	if err := s.conn.Write(ctx, websocket.MessageText, b); err != nil {
+	timeout, cancel := context.WithTimeout(context.Background(), s.g.cfg.WriteTimeout)
+	ctx := &writeCtx{timeout}
+	err := s.conn.Write(ctx, websocket.MessageText, b)
+	cancel()
+	ctx.release()
+	if err != nil {
 		return err
 	}
 	s.g.metrics.frames.WithLabelValues(typ).Inc()
 	return nil
 }
 
+// writeCtx is the context of one write. websocket.Conn keeps the context
+// of its last message until the next one, which for an idle session means
+// for good: a timer, a channel and a map per connection. Once the write
+// has returned, release makes what it keeps an empty shell.
+type writeCtx struct{ context.Context }
+
+// release is called after the write returned, when no one else uses ctx.
+func (ctx *writeCtx) release() { ctx.Context = context.Background() }
+
 // closeWith leaves the hub at once (a kicked session must not count as
 // connected while the close handshake runs), then closes the connection.
 func (s *session) closeWith(code websocket.StatusCode, reason string) {
 	s.g.hub.Unsubscribe(s.sub)
+	s.brMu.Lock()
+	defer s.brMu.Unlock()
 	_ = s.conn.Close(code, reason)
 }
 
-// writeLoop owns the order of what the client receives: hello, the sync
-// events, sync_done, then live events, replies and control frames. It
-// returns why the session ended.
-func (s *session) writeLoop() string {
+// sync writes what the client receives first: hello, the sync events and
+// sync_done. It returns why the session must end, or "".
+func (s *session) sync() string {
 	g := s.g
-	hb := g.cfg.HeartbeatTimeout
 	err := s.write(FrameHello, helloFrame{
 		Type: FrameHello, Protocol: Protocol, SessionID: s.id, SDKAppID: s.sdkAppID, UserID: s.userID,
-		DeviceID: s.deviceID, State: s.state, HeartbeatMS: hb.Milliseconds(), MaxFrame: g.cfg.MaxFrame,
+		DeviceID: s.deviceID, State: s.state, HeartbeatMS: g.cfg.HeartbeatTimeout.Milliseconds(), MaxFrame: g.cfg.MaxFrame,
 		ServerTime: g.cfg.Now().UTC(),
 	})
 	if err != nil {
@@ -197,81 +318,152 @@ func (s *session) writeLoop() string {
 		if s.ctx.Err() != nil {
 			return "closed"
 		}
-		s.log.Error("sync on connect", "err", err)
+		s.logger().Error("sync on connect", "err", err)
 		s.closeWith(websocket.StatusInternalError, "sync failed; reconnect")
 		return "sync_error"
 	}
-	s.syncSeq = make(map[string]int64, len(events))
+	var syncSeq map[string]int64 // nil, and no allocation, for the usual empty sync
 	for i := range events {
 		ev := &events[i]
 		b, err := json.Marshal(ev)
 		if err != nil {
-			s.log.Error("encode sync event", "err", err)
+			s.logger().Error("encode sync event", "err", err)
 			continue
 		}
 		if err := s.writeRaw(FrameEvent, eventBytes(b)); err != nil {
 			return "write_error"
 		}
-		if ev.Seq > s.syncSeq[ev.CallID] {
-			s.syncSeq[ev.CallID] = ev.Seq
+		if syncSeq == nil {
+			syncSeq = make(map[string]int64)
+		}
+		if ev.Seq > syncSeq[ev.CallID] {
+			syncSeq[ev.CallID] = ev.Seq
 		}
 	}
 	if err := s.write(FrameSyncDone, syncDoneFrame{Type: FrameSyncDone, Events: len(events)}); err != nil {
 		return "write_error"
 	}
+	s.mu.Lock()
+	s.syncSeq = syncSeq
+	s.mu.Unlock()
+	return ""
+}
 
-	ticker := time.NewTicker(hb / 3)
-	defer ticker.Stop()
-	var drainTimer <-chan time.Time
+// offer is the bus subscription's delivery: it queues m for the writer
+// without blocking the publisher. A session more than bus.SessionBuffer
+// messages behind is closed so that its client resyncs.
+func (s *session) offer(m bus.Message) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended || s.lagging {
+		return false
+	}
+	if len(s.events) >= bus.SessionBuffer {
+		s.lagging = true
+		s.events = nil
+		s.startWriterLocked()
+		return false
+	}
+	s.events = append(s.events, m)
+	s.startWriterLocked()
+	return true
+}
+
+// startWriterLocked starts the writer if there is something to write and
+// the sync is over. s.mu must be held.
+func (s *session) startWriterLocked() {
+	if s.writing || !s.live.Load() || (len(s.events) == 0 && !s.lagging && !s.draining) {
+		return
+	}
+	s.writing = s.goLocked(s.writeEvents)
+}
+
+// writeEvents writes queued bus messages and drain hints in order, and
+// exits when there are none left (an idle session keeps no writer).
+func (s *session) writeEvents() {
 	for {
-		select {
-		case <-s.ctx.Done():
-			return "closed"
-		case m := <-s.sub.C():
-			if reason, end := s.deliver(m); end {
-				return reason
-			}
-		case <-s.sub.Dropped():
-			s.log.Warn("session fell behind; closing it so that the client resyncs")
+		s.mu.Lock()
+		switch {
+		case s.ended:
+			s.events, s.writing = nil, false
+			s.mu.Unlock()
+			return
+		case s.lagging:
+			s.mu.Unlock()
+			s.logger().Warn("session fell behind; closing it so that the client resyncs")
 			s.closeWith(CloseLagging, "lagging: reconnect to resync")
-			return "lagging"
-		case f := <-s.out:
-			if f.data != nil {
-				if err := s.writeRaw(f.typ, f.data); err != nil {
-					return "write_error"
-				}
-			}
-			if f.closeCode != 0 {
-				s.closeWith(f.closeCode, f.closeReason)
-				return f.closeReason
-			}
-		case c := <-s.control:
-			if err := s.write(FrameReconnect, reconnectFrame{Type: FrameReconnect, AfterMS: c.drainAfter.Milliseconds(), Reason: "draining"}); err != nil {
-				return "write_error"
-			}
-			t := time.NewTimer(c.drainAfter)
-			defer t.Stop()
-			drainTimer = t.C
-		case <-drainTimer:
-			s.closeWith(websocket.StatusServiceRestart, "server restarting; reconnect")
-			return "drain"
-		case <-ticker.C:
-			idle := s.idle()
-			if idle >= hb {
-				s.log.Info("heartbeat timeout", "idle", idle)
-				return "heartbeat_timeout"
-			}
-			if idle >= hb/3 && s.pinging.CompareAndSwap(false, true) {
-				s.wg.Add(1)
-				go func() {
-					defer s.wg.Done()
-					defer s.pinging.Store(false)
-					ctx, cancel := context.WithTimeout(s.ctx, hb/3)
-					_ = s.conn.Ping(ctx)
-					cancel()
-				}()
-			}
+			s.end("lagging")
+			continue
+		case s.draining:
+			after := s.drainAfter
+			s.draining = false
+			s.mu.Unlock()
+			s.startDrain(after)
+			continue
+		case len(s.events) == 0:
+			s.events, s.writing = nil, false // nil: the backing array goes too
+			s.mu.Unlock()
+			return
 		}
+		m := s.events[0]
+		s.events[0] = bus.Message{}
+		s.events = s.events[1:]
+		s.mu.Unlock()
+		if reason, end := s.deliver(m); end {
+			s.end(reason)
+		}
+	}
+}
+
+// startDrain sends the reconnect hint and closes the session (1012) at
+// the hinted time.
+func (s *session) startDrain(after time.Duration) {
+	if err := s.write(FrameReconnect, reconnectFrame{Type: FrameReconnect, AfterMS: after.Milliseconds(), Reason: "draining"}); err != nil {
+		s.end("write_error")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return
+	}
+	if s.drainTimer != nil && s.drainTimer.Stop() {
+		s.wg.Done()
+	}
+	s.wg.Add(1)
+	s.drainTimer = time.AfterFunc(after, func() {
+		defer s.wg.Done()
+		s.closeWith(websocket.StatusServiceRestart, "server restarting; reconnect")
+		s.end("drain")
+	})
+}
+
+// beat is the heartbeat check of a live session: past the timeout it
+// ends; silent for a third of it, it gets a ping, which the client's
+// library answers with a pong that touches the session.
+func (s *session) beat() {
+	hb := s.g.cfg.HeartbeatTimeout
+	idle := s.idle()
+	if idle >= hb {
+		s.logger().Info("heartbeat timeout", "idle", idle)
+		s.end("heartbeat_timeout")
+		return
+	}
+	if idle < hb/3 || !s.pinging.CompareAndSwap(false, true) {
+		return
+	}
+	s.mu.Lock()
+	started := s.goLocked(func() {
+		defer s.pinging.Store(false)
+		// Not derived from s.ctx (see writeRaw): ending the session
+		// closes the connection, which ends the wait for the pong.
+		ctx, cancel := context.WithTimeout(context.Background(), hb/3)
+		_ = s.conn.Ping(ctx)
+		cancel()
+	})
+	s.mu.Unlock()
+	if !started {
+		s.pinging.Store(false)
 	}
 }
 
@@ -284,7 +476,7 @@ func (s *session) deliver(m bus.Message) (reason string, end bool) {
 			Seq    int64  `json:"seq"`
 		}
 		if err := json.Unmarshal(m.Payload, &head); err != nil {
-			s.log.Error("undecodable call event on the bus", "err", err)
+			s.logger().Error("undecodable call event on the bus", "err", err)
 			return "", false
 		}
 		if last, ok := s.syncSeq[head.CallID]; ok {
@@ -330,67 +522,169 @@ func eventBytes(ev []byte) []byte {
 
 // readLoop reads client frames, refuses the bad ones and queues the good
 // ones for the worker. Its end (the peer closed, a read failed, the
-// session was cancelled) ends the session.
+// session was ended) ends the session.
+//
+// With a pollConn, the session's long-lived goroutine only waits: each
+// burst of client frames is read by a goroutine of its own, which exits
+// once the client has nothing more to say. A goroutine's stack grows to
+// what its deepest call needed and hardly ever shrinks back below 4 KiB,
+// and reading a frame through websocket.Conn needs 4 to 8 KiB; waiting
+// needs less than 2 KiB, the smallest stack there is.
 func (s *session) readLoop() {
-	defer s.wg.Done()
-	defer s.cancel()
-	maxFrame := s.g.cfg.MaxFrame
-	for {
-		typ, rd, err := s.conn.Reader(s.ctx)
-		if err != nil {
-			if st := websocket.CloseStatus(err); st != -1 {
-				s.log.Debug("client closed", "code", st)
+	if s.pc == nil {
+		for {
+			if ok, _ := s.readFrame(); !ok {
+				return
 			}
-			return
-		}
-		s.touch()
-		buf, err := io.ReadAll(io.LimitReader(rd, int64(maxFrame)+1))
-		if err != nil {
-			return
-		}
-		if len(buf) > maxFrame {
-			if _, err := io.Copy(io.Discard, rd); err != nil {
-				return // over the hard limit: the connection is closed (1009)
-			}
-			s.g.metrics.frames.WithLabelValues("invalid").Inc()
-			s.refuse(frameErr(peekID(buf), CodeFrameTooLarge, "frames are limited to %d bytes", maxFrame))
-			continue
-		}
-		if s.flooding {
-			continue
-		}
-		if typ != websocket.MessageText {
-			s.g.metrics.frames.WithLabelValues("invalid").Inc()
-			s.refuse(frameErr(peekID(buf), CodeBadFrame, "send JSON in text frames"))
-			continue
-		}
-		req, err := DecodeFrame(buf)
-		if err != nil {
-			s.g.metrics.frames.WithLabelValues("invalid").Inc()
-			var fe *FrameError
-			errors.As(err, &fe)
-			s.refuse(fe)
-			continue
-		}
-		s.g.metrics.frames.WithLabelValues(req.Type).Inc()
-		if !s.limiter.allow(s.g.cfg.Now()) {
-			s.refuse(frameErr(req.ID, CodeRateLimited, "more than %g requests per second; retry the same id later", s.g.cfg.RequestRate))
-			continue
-		}
-		if req.ID == "" { // heartbeat ping
-			b, _ := json.Marshal(pongFrame{Type: FramePong, ServerTime: s.g.cfg.Now().UTC()})
-			s.send(outFrame{typ: FramePong, data: b})
-			continue
-		}
-		data, err := DecodeData(req.Type, req.Data)
-		if err != nil {
-			s.refuse(frameErr(req.ID, CodeBadData, "%v", err))
-			continue
-		}
-		if !s.enqueue(job{req: req, data: data}) {
-			s.refuse(frameErr(req.ID, CodeRateLimited, "more than %d requests waiting; retry the same id later", s.g.cfg.MaxInFlight))
 		}
 	}
+	for s.awaitFrame() {
+		s.burst.Add(1)
+		go s.readBurst()
+		s.burst.Wait()
+		if s.readDone {
+			return
+		}
+	}
+}
+
+// awaitFrame waits until the client sent something (see pollConn).
+// false: the connection is gone.
+func (s *session) awaitFrame() bool {
+	s.brMu.Lock()
+	buffered := s.br.Buffered()
+	s.brMu.Unlock()
+	if s.early {
+		s.early, buffered = false, 1 // the first read in readBurst takes them, whole: br is at least as large
+	}
+	return buffered > 0 || s.pc.await() == nil
+}
+
+// readBurst reads frames until the client has nothing more to read now,
+// then returns to readLoop's wait; readDone tells that the session ends.
+func (s *session) readBurst() {
+	defer s.burst.Done()
+	for {
+		s.armBounce()
+		ok, bounced := s.readFrame()
+		if !ok {
+			s.readDone = true
+			return
+		}
+		s.brMu.Lock()
+		more := s.br.Buffered() > 0
+		s.brMu.Unlock()
+		if bounced || !more {
+			return
+		}
+	}
+}
+
+// armBounce fills br with what has arrived, and when it is only pings and
+// pongs lets websocket.Conn.Reader return after them (see pollConn)
+// instead of waiting inside for the next frame.
+func (s *session) armBounce() {
+	s.brMu.Lock()
+	defer s.brMu.Unlock()
+	if _, err := s.br.Peek(1); err != nil {
+		return // Reader reports it
+	}
+	b, _ := s.br.Peek(s.br.Buffered())
+	if onlyPingsAndPongs(b) {
+		s.pc.bounce.Store(true)
+	}
+}
+
+// onlyPingsAndPongs reports whether b is one or more whole client ping or
+// pong frames (final, masked, no reserved bits, at most 125 bytes of
+// payload) and nothing else, so that reading them leaves the connection at
+// a frame boundary.
+func onlyPingsAndPongs(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for len(b) > 0 {
+		if len(b) < 2 || (b[0] != 0x89 && b[0] != 0x8a) || b[1]&0x80 == 0 || b[1]&0x7f > 125 {
+			return false
+		}
+		n := 2 + 4 + int(b[1]&0x7f)
+		if len(b) < n {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
+}
+
+// readFrame reads and handles one client frame: ok false ends the
+// session; bounced tells that Reader read pings and pongs and returned at
+// a frame boundary with nothing more to read.
+func (s *session) readFrame() (ok, bounced bool) {
+	maxFrame := s.g.cfg.MaxFrame
+	// No context: one would register a callback per read on the
+	// session's context for every idle session; end closes the
+	// connection instead, which ends the read.
+	typ, rd, err := s.conn.Reader(context.Background())
+	if s.pc != nil {
+		s.pc.bounce.Store(false)
+	}
+	if err != nil {
+		if errors.Is(err, errWouldBlock) {
+			return true, true // the pings and pongs are handled: back to waiting
+		}
+		if st := websocket.CloseStatus(err); st != -1 {
+			s.debug("client closed", "code", st)
+		}
+		return false, false
+	}
+	s.touch()
+	buf, err := io.ReadAll(io.LimitReader(rd, int64(maxFrame)+1))
+	if err != nil {
+		return false, false
+	}
+	if len(buf) > maxFrame {
+		if _, err := io.Copy(io.Discard, rd); err != nil {
+			return false, false // over the hard limit: the connection is closed (1009)
+		}
+		s.g.metrics.frames.WithLabelValues("invalid").Inc()
+		s.refuse(frameErr(peekID(buf), CodeFrameTooLarge, "frames are limited to %d bytes", maxFrame))
+		return true, false
+	}
+	if s.flooding {
+		return true, false
+	}
+	if typ != websocket.MessageText {
+		s.g.metrics.frames.WithLabelValues("invalid").Inc()
+		s.refuse(frameErr(peekID(buf), CodeBadFrame, "send JSON in text frames"))
+		return true, false
+	}
+	req, err := DecodeFrame(buf)
+	if err != nil {
+		s.g.metrics.frames.WithLabelValues("invalid").Inc()
+		var fe *FrameError
+		errors.As(err, &fe)
+		s.refuse(fe)
+		return true, false
+	}
+	s.g.metrics.frames.WithLabelValues(req.Type).Inc()
+	if !s.limiter.allow(s.g.cfg.Now()) {
+		s.refuse(frameErr(req.ID, CodeRateLimited, "more than %g requests per second; retry the same id later", s.g.cfg.RequestRate))
+		return true, false
+	}
+	if req.ID == "" { // heartbeat ping
+		b, _ := json.Marshal(pongFrame{Type: FramePong, ServerTime: s.g.cfg.Now().UTC()})
+		s.out(outFrame{typ: FramePong, data: b})
+		return true, false
+	}
+	data, err := DecodeData(req.Type, req.Data)
+	if err != nil {
+		s.refuse(frameErr(req.ID, CodeBadData, "%v", err))
+		return true, false
+	}
+	if !s.enqueue(job{req: req, data: data}) {
+		s.refuse(frameErr(req.ID, CodeRateLimited, "more than %d requests waiting; retry the same id later", s.g.cfg.MaxInFlight))
+	}
+	return true, false
 }
 
 // refuse answers a bad frame and closes a connection that sends too many.
@@ -398,11 +692,11 @@ func (s *session) refuse(fe *FrameError) {
 	if s.flooding {
 		return
 	}
-	s.send(errorReply(fe.ID, fe.Code, fe.Message))
+	s.out(errorReply(fe.ID, fe.Code, fe.Message))
 	if s.bad.add(s.g.cfg.Now(), s.g.cfg.BadFrameWindow) > s.g.cfg.MaxBadFrames {
 		s.flooding = true
-		s.log.Info("too many bad frames; closing")
-		s.send(outFrame{typ: "close", data: nil, closeCode: websocket.StatusPolicyViolation, closeReason: "too many bad frames"})
+		s.logger().Info("too many bad frames; closing")
+		s.out(outFrame{typ: "close", data: nil, closeCode: websocket.StatusPolicyViolation, closeReason: "too many bad frames"})
 	}
 }
 
@@ -430,9 +724,7 @@ func (s *session) enqueue(j job) bool {
 	}
 	s.queue = append(s.queue, j)
 	if !s.working {
-		s.working = true
-		s.wg.Add(1)
-		go s.work()
+		s.working = s.goLocked(s.work)
 	}
 	return true
 }
@@ -440,7 +732,6 @@ func (s *session) enqueue(j job) bool {
 // work handles queued requests one at a time, in arrival order, and exits
 // when the queue is empty (an idle session keeps no worker goroutine).
 func (s *session) work() {
-	defer s.wg.Done()
 	for {
 		s.mu.Lock()
 		if len(s.queue) == 0 || s.ctx.Err() != nil {
@@ -451,7 +742,7 @@ func (s *session) work() {
 		j := s.queue[0]
 		s.queue = s.queue[1:]
 		s.mu.Unlock()
-		s.send(s.handle(j))
+		s.out(s.handle(j))
 	}
 }
 
@@ -508,7 +799,7 @@ func (s *session) handle(j job) outFrame {
 		return s.failed(j.req, err)
 	}
 	if call == nil {
-		s.log.Error("request answered no call", "type", j.req.Type)
+		s.logger().Error("request answered no call", "type", j.req.Type)
 		return errorReply(j.req.ID, CodeInternal, "internal error; it has been logged")
 	}
 	return okReply(j.req.ID, callResult{Call: call})
@@ -520,12 +811,12 @@ func (s *session) failed(req Request, err error) outFrame {
 	case errors.As(err, &ce):
 		return errorReply(req.ID, ce.Code, ce.Message)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		s.log.Warn("request timed out", "type", req.Type, "id", req.ID, "err", err)
+		s.logger().Warn("request timed out", "type", req.Type, "id", req.ID, "err", err)
 		return errorReply(req.ID, CodeUnavailable, "the server could not finish in time; retry with the same id")
 	case calls.StoreUnavailable(err):
-		s.log.Warn("request failed: store unavailable", "type", req.Type, "id", req.ID, "err", err)
+		s.logger().Warn("request failed: store unavailable", "type", req.Type, "id", req.ID, "err", err)
 		return errorReply(req.ID, CodeUnavailable, "the database is unavailable; retry with the same id shortly")
 	}
-	s.log.Error("request failed", "type", req.Type, "id", req.ID, "err", err)
+	s.logger().Error("request failed", "type", req.Type, "id", req.ID, "err", err)
 	return errorReply(req.ID, CodeInternal, "internal error; it has been logged")
 }

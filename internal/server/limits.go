@@ -149,6 +149,10 @@ func (c *countedConn) Close() error {
 	return err
 }
 
+// NetConn is the wrapped connection (as tls.Conn's): the gateway waits on
+// its socket for idle WebSocket clients.
+func (c *countedConn) NetConn() net.Conn { return c.Conn }
+
 func apiLimits(c config.Config) httpapi.Limits {
 	return httpapi.Limits{AuthFailuresPerIP: c.AuthFailuresPerIP, AuthFailuresPerApp: c.AuthFailuresPerApp}
 }
