@@ -76,3 +76,12 @@ func newExpirer(p Pusher) *groupcommit.Group[pushExpiry] {
 		return errs
 	}}
 }
+
+// newSessionWriter batches the session records of devices connecting and
+// disconnecting; a batch that fails for one session's sake (its app was
+// deleted meanwhile) is written again one by one.
+func newSessionWriter(st store.CallStore) *groupcommit.Group[*store.Session] {
+	put := func(ctx context.Context, ss []*store.Session) error { return st.PutSessions(ctx, ss) }
+	return &groupcommit.Group[*store.Session]{Max: maxBatch, Timeout: opTimeout,
+		Write: groupcommit.AllOrEach(put, func(err error) bool { return !errors.Is(err, store.ErrUnavailable) })}
+}

@@ -34,7 +34,7 @@ func (s *Service) DeviceConnected(ctx context.Context, sdkAppID int64, userID, d
 	case !prev.ConnectedAt.IsZero():
 		since = prev.ConnectedAt // never saw the disconnect (a crash): resend from its connect
 	}
-	if err := s.st.PutSession(ctx, &store.Session{SDKAppID: sdkAppID, UserID: userID, DeviceID: deviceID, ConnectedAt: now}); err != nil {
+	if err := s.sessions.Do(ctx, &store.Session{SDKAppID: sdkAppID, UserID: userID, DeviceID: deviceID, ConnectedAt: now}); err != nil {
 		return nil, fmt.Errorf("calls: store session: %w", err)
 	}
 
@@ -123,7 +123,7 @@ func (s *Service) DeviceDisconnected(ctx context.Context, sdkAppID int64, userID
 		return fmt.Errorf("calls: session of %q/%q: %w", userID, deviceID, err)
 	}
 	sess.DisconnectedAt = s.now()
-	if err := s.st.PutSession(ctx, sess); err != nil {
+	if err := s.sessions.Do(ctx, sess); err != nil {
 		return fmt.Errorf("calls: store session: %w", err)
 	}
 	return nil

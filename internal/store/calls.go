@@ -107,6 +107,11 @@ type CallStore interface {
 
 	// PutSession upserts by (app, user, device).
 	PutSession(ctx context.Context, s *Session) error
+	// PutSessions upserts every session in one transaction, all or none;
+	// of two for the same device the later in the slice wins. Devices
+	// connecting and disconnecting at once (a reconnect storm) share a
+	// commit this way.
+	PutSessions(ctx context.Context, ss []*Session) error
 	Session(ctx context.Context, sdkAppID int64, userID, deviceID string) (*Session, error)
 
 	// AppSettings returns the app's settings JSON ("{}" when never set).

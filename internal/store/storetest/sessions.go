@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/ringd/ringd/internal/store"
@@ -40,6 +41,28 @@ func testSessions(t *testing.T, open Open) {
 	wantErr(t, "Session of another user", err, store.ErrNotFound)
 	err = s.PutSession(ctx, &store.Session{SDKAppID: 1400000009, UserID: "alice", DeviceID: "phone"})
 	wantErr(t, "PutSession in an unknown app", err, store.ErrNotFound)
+
+	// Many at once, one device twice (its last entry wins), over one chunk.
+	var batch []*store.Session
+	for i := range 150 {
+		batch = append(batch, &store.Session{SDKAppID: app, UserID: "bob", DeviceID: fmt.Sprint("d", i), ConnectedAt: at(40)})
+	}
+	batch = append(batch, &store.Session{SDKAppID: app, UserID: "bob", DeviceID: "d7", ConnectedAt: at(40), DisconnectedAt: at(41)})
+	must(t, s.PutSessions(ctx, batch))
+	for _, want := range []*store.Session{batch[0], batch[149], batch[150]} {
+		got, err := s.Session(ctx, app, "bob", want.DeviceID)
+		must(t, err)
+		equal(t, "PutSessions "+want.DeviceID, *got, *want)
+	}
+	// An unknown app fails the whole batch: nothing is written.
+	err = s.PutSessions(ctx, []*store.Session{
+		{SDKAppID: app, UserID: "carol", DeviceID: "phone", ConnectedAt: at(50)},
+		{SDKAppID: 1400000009, UserID: "carol", DeviceID: "phone", ConnectedAt: at(50)},
+	})
+	wantErr(t, "PutSessions with an unknown app", err, store.ErrNotFound)
+	_, err = s.Session(ctx, app, "carol", "phone")
+	wantErr(t, "Session after the failed batch", err, store.ErrNotFound)
+	must(t, s.PutSessions(ctx, nil))
 }
 
 func testAppSettings(t *testing.T, open Open) {
