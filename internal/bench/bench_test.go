@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -224,5 +225,20 @@ func TestMedian(t *testing.T) {
 	}
 	if _, err := Median(nil); err == nil {
 		t.Error("Median of no runs: no error")
+	}
+}
+
+func TestCheckNoFile(t *testing.T) {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		t.Skip(err)
+	}
+	if err := checkNoFile(10); err != nil && l.Cur >= 10+noFileSpare {
+		t.Errorf("10 connections under a limit of %d: %v", l.Cur, err)
+	}
+	if l.Cur < math.MaxInt32 {
+		if err := checkNoFile(int(l.Cur)); err == nil || !strings.Contains(err.Error(), "open files") {
+			t.Errorf("as many connections as the limit (%d): %v, want an error naming open files", l.Cur, err)
+		}
 	}
 }

@@ -17,6 +17,9 @@ import (
 func runConnections(ctx context.Context, e *env, r *Result) error {
 	o := e.o
 	r.Params["conns"], r.Params["hold_s"], r.Params["storm_s"], r.Params["source_ips"] = o.Conns, o.Hold.Seconds(), o.Storm.Seconds(), o.SourceIPs
+	if err := checkNoFile(o.Conns); err != nil {
+		return err
+	}
 	const users = 1000 // connections are spread over this many users, several devices each
 	sigs := make([]string, min(users, o.Conns))
 	for i := range sigs {

@@ -429,6 +429,26 @@ func raiseNoFile() {
 	}
 }
 
+// noFileSpare is what the bench and ringd need besides one descriptor
+// per connection: the database, listeners, the simulator's connections.
+const noFileSpare = 512
+
+// checkNoFile refuses a connection count the open-file limit cannot
+// hold (after raiseNoFile): the bench holds one descriptor per connection,
+// and so does the ringd it starts, which inherits the limit. Dials past
+// the limit would fail with EMFILE and be retried until --timeout.
+func checkNoFile(conns int) error {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return nil // cannot tell: let the dials say
+	}
+	if need := uint64(conns) + noFileSpare; l.Cur < need {
+		return fmt.Errorf("connections: %d connections need %d open files in the bench and in ringd, and the limit is %d "+
+			"(raising the hard limit needs CAP_SYS_RESOURCE: ulimit -Hn, or prlimit)", conns, need, l.Cur)
+	}
+	return nil
+}
+
 // sampler reads ringd's /proc and /metrics every interval until stopped.
 type sampler struct {
 	stop chan struct{}
