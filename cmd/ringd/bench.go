@@ -42,7 +42,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.Conns, "conns", 10000, "connections: idle WebSocket connections")
 	fs.DurationVar(&o.Hold, "hold", 30*time.Second, "connections: how long to hold them")
 	fs.DurationVar(&o.Storm, "storm", 10*time.Second, "connections: the reconnect storm's spread")
-	fs.IntVar(&o.SourceIPs, "source-ips", 0, "connections: 127.0.0.x source addresses (default: one per 20000 connections)")
+	fs.IntVar(&o.SourceIPs, "source-ips", 0, "connections: 127.0.0.x source addresses (default: one per 10000 connections, so a storm's TIME_WAIT ports do not run out)")
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Minute, "bound of the whole run")
 	runs := fs.Int("runs", 1, "run the scenario this many times, each against a fresh ringd, and report the median of each figure with every run's value")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
