@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -43,6 +44,11 @@ func dialWS(ctx context.Context, local net.IP, base, sig, device string) (*wsCon
 	d := net.Dialer{Timeout: 10 * time.Second}
 	if local != nil {
 		d.LocalAddr = &net.TCPAddr{IP: local}
+		// Pick the source port at connect, not at bind: bind to port 0
+		// never takes a port in TIME_WAIT, and after a storm or a previous
+		// run tens of thousands are, while connect may reuse them on
+		// loopback (tcp_tw_reuse).
+		d.Control = bindAddressNoPort
 	}
 	nc, err := d.DialContext(ctx, "tcp", u.Host)
 	if err != nil {
@@ -155,4 +161,13 @@ func (c *wsConn) writeFrame(op byte, payload []byte) error {
 func (c *wsConn) drop() {
 	c.nc.Close()
 	<-c.done
+}
+
+// bindAddressNoPort sets IP_BIND_ADDRESS_NO_PORT where the platform has it.
+func bindAddressNoPort(_, _ string, c syscall.RawConn) error {
+	var serr error
+	if err := c.Control(func(fd uintptr) { serr = setBindAddressNoPort(fd) }); err != nil {
+		return err
+	}
+	return serr
 }
