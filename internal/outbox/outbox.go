@@ -49,6 +49,9 @@ type Config[T any] struct {
 	// AfterClaim, when not nil, is called after each claim, from the
 	// goroutine that claims.
 	AfterClaim func(ctx context.Context)
+	// Direct, when not nil, lets items that their writer leased itself go
+	// to Run's workers without a claim (see Direct).
+	Direct *Direct[T]
 }
 
 func (c *Config[T]) validate() error {
@@ -78,6 +81,10 @@ func Run[T any](ctx context.Context, cfg Config[T]) error {
 		freed: make(chan struct{}, 1),
 	}
 	defer r.wg.Wait()
+	if cfg.Direct != nil {
+		cfg.Direct.attach(ctx, r)
+		defer cfg.Direct.attach(nil, nil) // before the wait: no new items
+	}
 	ticker := time.NewTicker(cfg.PollInterval)
 	defer ticker.Stop()
 	for ctx.Err() == nil {
@@ -147,17 +154,97 @@ func (r *runner[T]) claim(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	for i := range items {
-		r.slots <- struct{}{} // never blocks: only this goroutine fills slots
-		r.wg.Go(func() {
-			defer func() {
-				<-r.slots
-				select {
-				case r.freed <- struct{}{}:
-				default:
-				}
-			}()
-			r.cfg.Process(ctx, &items[i])
-		})
+		// A Direct reservation may have taken the slot counted in limit
+		// meanwhile: then this waits for a worker to finish.
+		r.slots <- struct{}{}
+		r.start(ctx, &items[i])
 	}
 	return len(items) == limit, nil
+}
+
+// start processes item in a goroutine on a slot already taken.
+func (r *runner[T]) start(ctx context.Context, item *T) {
+	r.wg.Go(func() {
+		defer func() {
+			<-r.slots
+			select {
+			case r.freed <- struct{}{}:
+			default:
+			}
+		}()
+		r.cfg.Process(ctx, item)
+	})
+}
+
+// Direct hands items to Run's workers without a claim. A writer that can
+// reserve idle workers before it writes its items leases them in the same
+// transaction (so no claim takes them) and dispatches them once written:
+// the claim's write transaction, and the wait for the next claim, are
+// saved. What the writer could not reserve is left unleased for Claim.
+type Direct[T any] struct {
+	mu  sync.Mutex
+	ctx context.Context
+	r   *runner[T] // nil while Run is not running
+}
+
+func (d *Direct[T]) attach(ctx context.Context, r *runner[T]) {
+	d.mu.Lock()
+	d.ctx, d.r = ctx, r
+	d.mu.Unlock()
+}
+
+// Reservation is idle workers taken for items about to be written.
+type Reservation[T any] struct {
+	d *Direct[T]
+	r *runner[T]
+	n int
+}
+
+// Reserve takes n idle workers, all or none, without waiting; nil when
+// fewer are idle or Run is not running.
+func (d *Direct[T]) Reserve(n int) *Reservation[T] {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.r == nil || n <= 0 {
+		return nil
+	}
+	for i := range n {
+		select {
+		case d.r.slots <- struct{}{}:
+		default:
+			for range i {
+				<-d.r.slots
+			}
+			return nil
+		}
+	}
+	return &Reservation[T]{d: d, r: d.r, n: n}
+}
+
+// Release gives the workers back unused (the write failed).
+func (res *Reservation[T]) Release() {
+	for range res.n {
+		<-res.r.slots
+	}
+}
+
+// Dispatch processes items, at most the reserved number, on the reserved
+// workers, and gives back the workers left over. It returns false when
+// that Run has stopped since: the items are not processed and stay leased
+// in the store until their lease ends.
+func (res *Reservation[T]) Dispatch(items []T) bool {
+	d := res.d
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.r != res.r {
+		return false // Run ended: its slots went with it
+	}
+	items = items[:min(len(items), res.n)]
+	for i := range items {
+		d.r.start(d.ctx, &items[i])
+	}
+	for range res.n - len(items) {
+		<-res.r.slots
+	}
+	return true
 }

@@ -369,3 +369,49 @@ func TestRunClaimsABacklogInBatches(t *testing.T) {
 		}
 	})
 }
+
+func TestDirectDispatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeOutbox(2, 0) // nothing to claim
+		d := &Direct[int]{}
+		cfg := f.config(2, 2, time.Hour)
+		cfg.Direct = d
+		if d.Reserve(1) != nil {
+			t.Fatal("Reserve before Run started")
+		}
+		stop := start(t, cfg)
+		synctest.Wait()
+		if d.Reserve(3) != nil {
+			t.Fatal("reserved 3 of 2 workers")
+		}
+		res := d.Reserve(2)
+		if res == nil {
+			t.Fatal("could not reserve 2 idle workers")
+		}
+		if d.Reserve(1) != nil {
+			t.Fatal("reserved a worker already reserved")
+		}
+		if !res.Dispatch([]int{7}) { // one of two used: the other is given back
+			t.Fatal("Dispatch while running")
+		}
+		synctest.Wait()
+		if s := f.snapshot(); s.active != 1 {
+			t.Fatalf("%d items in flight after dispatching one, want 1", s.active)
+		}
+		if got := d.Reserve(1); got == nil {
+			t.Fatal("the unused reserved worker was not given back")
+		} else {
+			got.Release()
+		}
+		close(f.release)
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		if d.Reserve(1) != nil {
+			t.Fatal("Reserve after Run stopped")
+		}
+		if res.Dispatch([]int{8}) {
+			t.Fatal("Dispatch after Run stopped")
+		}
+	})
+}
