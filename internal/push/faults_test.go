@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -237,4 +238,64 @@ func TestExpiredCertificateFailsFast(t *testing.T) {
 			t.Errorf("a request went out through the expired certificate")
 		}
 	}
+}
+
+// TestSubmitDispatchesToIdleWorkers: with workers idle, a submitted push
+// is written leased and handed to a worker at once, so no claim can take
+// it (and none has to: the claim's write transaction is saved).
+func TestSubmitDispatchesToIdleWorkers(t *testing.T) {
+	prod, _ := newCerts()
+	e := newTestEnv(t, prod)
+	e.register("bob", tokenA, store.KindAlert, "", prod, time.Now())
+	claims := &claimCounter{Store: e.st}
+	e.svc = New(e.svc.cfg, claims, e.sender, storeCreds{e.st})
+	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+	sending := make(chan struct{}, 1)
+	e.sender.respond = func(int, *apns.Credential, *apns.Notification) (*apns.Response, error) {
+		sending <- struct{}{}
+		<-release
+		return answer(200, "")
+	}
+	e.run()
+	checkFor(t, 5*time.Second, time.Millisecond, func() error { // Run has started
+		if res := e.svc.direct.Reserve(1); res != nil {
+			res.Release()
+			return nil
+		}
+		return errNotYet
+	})
+	ctx := context.Background()
+	id := e.submit("bob", Request{Body: "hi"})
+	select {
+	case <-sending:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the push was not sent")
+	}
+	ds, err := e.st.Deliveries(ctx, id)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("deliveries %v, %v", ds, err)
+	}
+	if ds[0].LeaseUntil.IsZero() {
+		t.Fatal("the delivery was written without a lease")
+	}
+	if n := claims.claimed.Load(); n != 0 {
+		t.Fatalf("claims took %d deliveries; the push should have gone to a worker without one", n)
+	}
+	unblock()
+	e.waitStatus(id, StatusDelivered)
+}
+
+// claimCounter counts the deliveries that claims return.
+type claimCounter struct {
+	store.Store
+	claimed atomic.Int64
+}
+
+func (c *claimCounter) ClaimDeliveries(ctx context.Context, now, leaseUntil time.Time, limit int) ([]store.Delivery, error) {
+	ds, err := c.Store.ClaimDeliveries(ctx, now, leaseUntil, limit)
+	c.claimed.Add(int64(len(ds)))
+	return ds, err
 }

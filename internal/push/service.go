@@ -14,6 +14,7 @@ import (
 
 	"github.com/ringd/ringd/internal/apns"
 	"github.com/ringd/ringd/internal/groupcommit"
+	"github.com/ringd/ringd/internal/outbox"
 	"github.com/ringd/ringd/internal/store"
 )
 
@@ -112,8 +113,13 @@ type Service struct {
 	plans   *planCache
 	commits *groupcommit.Group[store.Finish]             // the workers' outcomes
 	intake  *groupcommit.Group[store.PushWithDeliveries] // pushes submitted one at a time
+	direct  *outbox.Direct[store.Delivery]               // deliveries handed to idle workers without a claim
 	stopped *stoppedSet                                  // pushes this process expired, for the workers in flight
 	outbox  outboxGauge                                  // pending deliveries, for backpressure
+	// counting is held (read) from writing pushes until they are counted
+	// in outbox, and (write) while the store's count replaces the gauge:
+	// a count taken in between would include pushes counted again after.
+	counting sync.RWMutex
 
 	certMu     sync.Mutex
 	certMarked map[int64]time.Time // last success recorded per certificate
@@ -131,6 +137,7 @@ func New(cfg Config, st store.Store, sender Sender, creds CredentialSource) *Ser
 		m:      cfg.Metrics,
 		wake:   make(chan struct{}, 1),
 		plans:  newPlanCache(planCacheSize),
+		direct: &outbox.Direct[store.Delivery]{},
 		commits: &groupcommit.Group[store.Finish]{
 			Write: groupcommit.AllOrEach(st.FinishAttempts, oneItemsFault), Observe: cfg.Metrics.group("outcomes"),
 		},
@@ -168,11 +175,13 @@ func (s *Service) Submit(ctx context.Context, sdkAppID int64, userID string, req
 	if err := s.admit(sourceOf(req)); err != nil {
 		return "", err
 	}
-	id, err := s.submitOne(ctx, sdkAppID, userID, p)
+	id, dispatched, err := s.submitOne(ctx, sdkAppID, userID, p)
 	if err != nil {
 		return "", err
 	}
-	s.Wake()
+	if !dispatched {
+		s.Wake()
+	}
 	return id, nil
 }
 
@@ -215,7 +224,9 @@ func (s *Service) SubmitBatch(ctx context.Context, sdkAppID int64, userIDs []str
 		}
 		batch = append(batch, pd)
 	}
+	s.counting.RLock()
 	if err := s.st.CreatePushes(ctx, batch); err != nil {
+		s.counting.RUnlock()
 		return nil, fmt.Errorf("push: create %d pushes: %w", len(batch), err)
 	}
 	ids := make([]string, len(batch))
@@ -223,6 +234,7 @@ func (s *Service) SubmitBatch(ctx context.Context, sdkAppID int64, userIDs []str
 		s.accepted(ctx, pd, p)
 		ids[i] = pd.Push.ID
 	}
+	s.counting.RUnlock()
 	s.Wake()
 	return ids, nil
 }
@@ -292,22 +304,57 @@ func (s *Service) expiresAt(req Request, now time.Time) (time.Time, error) {
 	return at, nil
 }
 
-func (s *Service) submitOne(ctx context.Context, sdkAppID int64, userID string, p *prepared) (string, error) {
+// submitOne writes one user's push. When enough workers are idle, its
+// deliveries are written leased and handed to them at once (dispatched):
+// a call's ring push then skips the claim, a write transaction, and the
+// wait for it. Otherwise the workers are to be woken to claim them.
+func (s *Service) submitOne(ctx context.Context, sdkAppID int64, userID string, p *prepared) (id string, dispatched bool, err error) {
 	regs, err := s.st.Registrations(ctx, sdkAppID, userID)
 	if err != nil {
-		return "", fmt.Errorf("push: registrations of %q: %w", userID, err)
+		return "", false, fmt.Errorf("push: registrations of %q: %w", userID, err)
 	}
 	pd, err := newPushFor(sdkAppID, userID, regs, p)
 	if err != nil {
-		return "", err
+		return "", false, err
+	}
+	var pending []*store.Delivery
+	for _, d := range pd.Deliveries {
+		if d.State == statePending {
+			pending = append(pending, d)
+		}
+	}
+	res := s.direct.Reserve(len(pending))
+	if res != nil {
+		lease := s.cfg.Now().Add(s.cfg.Lease)
+		for _, d := range pending {
+			d.LeaseUntil = lease
+		}
 	}
 	// Calls submit their pushes one at a time, many at once: they share
 	// their commits the way the workers' outcomes do.
+	s.counting.RLock()
 	if err := s.intake.Do(ctx, pd); err != nil {
-		return "", fmt.Errorf("push: create push: %w", err)
+		s.counting.RUnlock()
+		if res != nil {
+			res.Release()
+		}
+		return "", false, fmt.Errorf("push: create push: %w", err)
 	}
 	s.accepted(ctx, pd, p)
-	return pd.Push.ID, nil
+	s.counting.RUnlock()
+	if res == nil {
+		return pd.Push.ID, false, nil
+	}
+	if rp, err := decodeRequest(pd.Push.Request); err == nil {
+		s.plans.add(&pushPlan{push: *pd.Push, requestPlan: rp})
+	}
+	items := make([]store.Delivery, len(pending))
+	for i, d := range pending {
+		items[i] = *d
+	}
+	// false: the workers stopped meanwhile; the deliveries stay leased
+	// until their lease ends, then any claim takes them.
+	return pd.Push.ID, res.Dispatch(items), nil
 }
 
 // newPushFor makes the user's push and one delivery per target among

@@ -35,6 +35,7 @@ func (s *Service) Run(ctx context.Context) error {
 			return ds, nil
 		},
 		Process: s.process,
+		Direct:  s.direct,
 		OnError: func(err error) { s.log.Warn("push: claim deliveries", slog.Any("err", err)) },
 		AfterClaim: func(ctx context.Context) {
 			if time.Since(lastDepth) >= s.cfg.PollInterval {
@@ -49,6 +50,8 @@ func (s *Service) Run(ctx context.Context) error {
 // backpressure, with the store's count: one query per PollInterval, never
 // one per request.
 func (s *Service) sampleDepth(ctx context.Context) {
+	s.counting.Lock()
+	defer s.counting.Unlock()
 	n, err := s.st.OutboxDepth(ctx)
 	if err != nil {
 		return
