@@ -45,7 +45,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		acceptToRequest: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "ringd_push_accept_to_request_seconds",
 			Help:    "Time from accepting a push to handing a delivery's first APNs request to the sender, by source (api or call).",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+			Buckets: []float64{.0005, .001, .002, .003, .005, .0075, .01, .015, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"source"}),
 		groupSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "ringd_push_group_commit_size",

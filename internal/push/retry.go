@@ -66,9 +66,19 @@ func (c *Config) planRetry(attempts int, now, expiresAt time.Time, cause retryCa
 	if !cause.immediate {
 		wait = max(backoff(c.BackoffBase, c.BackoffMax, attempts), cause.notBefore)
 	}
-	next := now.Add(wait)
+	// The store keeps whole milliseconds and a claim compares truncated
+	// times: rounded up, a retry is never claimed before its wait is over.
+	next := ceilMillisecond(now.Add(wait))
 	if !expiresAt.IsZero() && !next.Before(expiresAt) {
 		return retryPlan{state: stateExpired}
 	}
 	return retryPlan{state: statePending, next: next, wait: wait}
+}
+
+// ceilMillisecond rounds t up to a whole millisecond.
+func ceilMillisecond(t time.Time) time.Time {
+	if r := t.Truncate(time.Millisecond); !r.Equal(t) {
+		return r.Add(time.Millisecond)
+	}
+	return t
 }
