@@ -83,7 +83,7 @@ func Run[T any](ctx context.Context, cfg Config[T]) error {
 	defer r.wg.Wait()
 	if cfg.Direct != nil {
 		cfg.Direct.attach(ctx, r)
-		defer cfg.Direct.attach(nil, nil) // before the wait: no new items
+		defer cfg.Direct.detach() // before the wait: no new items
 	}
 	ticker := time.NewTicker(cfg.PollInterval)
 	defer ticker.Stop()
@@ -190,6 +190,12 @@ type Direct[T any] struct {
 func (d *Direct[T]) attach(ctx context.Context, r *runner[T]) {
 	d.mu.Lock()
 	d.ctx, d.r = ctx, r
+	d.mu.Unlock()
+}
+
+func (d *Direct[T]) detach() {
+	d.mu.Lock()
+	d.ctx, d.r = nil, nil
 	d.mu.Unlock()
 }
 
