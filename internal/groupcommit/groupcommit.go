@@ -15,10 +15,16 @@ package groupcommit
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"time"
 )
+
+// errMissing answers an item for which Write returned no error value:
+// it cannot be taken for written.
+var errMissing = errors.New("groupcommit: Write gave no outcome for the item")
 
 // Defaults of Group.
 const (
@@ -76,8 +82,23 @@ func (g *Group[T]) Do(ctx context.Context, item T) error {
 	group := g.take()
 	g.mu.Unlock()
 
+	// Even when Write panics (and a caller up the stack recovers, as
+	// net/http does), the group is answered and the lead handed on:
+	// otherwise every later Do would wait for good.
+	defer g.handOff(group)
 	g.write(ctx, group)
+	return w.err
+}
 
+// handOff answers the group and passes the lead to the oldest waiter, or
+// ends it. A panicking Write left no errors: its group gets one.
+func (g *Group[T]) handOff(group []*waiter[T]) {
+	if p := recover(); p != nil {
+		for _, w := range group {
+			w.err = fmt.Errorf("groupcommit: write panicked: %v", p)
+		}
+		defer panic(p)
+	}
 	g.mu.Lock()
 	if len(g.queue) > 0 {
 		g.queue[0].done <- true // leading stays true for the next leader
@@ -88,7 +109,6 @@ func (g *Group[T]) Do(ctx context.Context, item T) error {
 	for _, o := range group[1:] {
 		o.done <- false
 	}
-	return w.err
 }
 
 // take removes up to Max items from the queue, oldest first.
@@ -122,6 +142,7 @@ func (g *Group[T]) write(ctx context.Context, group []*waiter[T]) {
 	}
 	errs := g.Write(wctx, items)
 	for i, w := range group {
+		w.err = errMissing
 		if i < len(errs) {
 			w.err = errs[i]
 		}

@@ -189,3 +189,39 @@ func TestConcurrentCallers(t *testing.T) {
 		t.Fatalf("left leading=%v with %d queued", g.leading, g.Queued())
 	}
 }
+
+func TestAPanickingWriteDoesNotStallTheGroup(t *testing.T) {
+	calls := 0
+	g := &Group[int]{Write: func(_ context.Context, items []int) []error {
+		calls++
+		if calls == 1 {
+			panic("store bug")
+		}
+		return make([]error, len(items))
+	}}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("the panic of Write did not reach the leader's caller")
+			}
+		}()
+		_ = g.Do(t.Context(), 1)
+	}()
+	done := make(chan error, 1)
+	go func() { done <- g.Do(t.Context(), 2) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Do after a panic: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Do after a panicking Write waits for good")
+	}
+}
+
+func TestShortWriteResultIsAnError(t *testing.T) {
+	g := &Group[int]{Write: func(context.Context, []int) []error { return nil }}
+	if err := g.Do(t.Context(), 1); err == nil {
+		t.Fatal("an item Write gave no outcome for counted as written")
+	}
+}
