@@ -143,35 +143,53 @@ type runner[T any] struct {
 
 // claim leases as many items as there are idle workers, up to Batch, and
 // starts one goroutine per item. It reports whether it got all it asked
-// for; with no idle worker it asks for nothing and reports true.
+// for; with no idle worker it asks for nothing and reports true. The
+// workers are taken before the claim, so a Direct reservation meanwhile
+// cannot leave claimed items waiting (their leases running) for a worker.
 func (r *runner[T]) claim(ctx context.Context) (bool, error) {
-	limit := min(cap(r.slots)-len(r.slots), r.cfg.Batch)
-	if limit <= 0 {
+	limit := 0
+	for limit < r.cfg.Batch && r.take() {
+		limit++
+	}
+	if limit == 0 {
 		return true, nil
 	}
 	items, err := r.cfg.Claim(ctx, limit)
+	for range limit - len(items) {
+		r.free()
+	}
 	if err != nil {
 		return false, err
 	}
 	for i := range items {
-		// A Direct reservation may have taken the slot counted in limit
-		// meanwhile: then this waits for a worker to finish.
-		r.slots <- struct{}{}
 		r.start(ctx, &items[i])
 	}
 	return len(items) == limit, nil
 }
 
+// take takes an idle worker's slot without waiting.
+func (r *runner[T]) take() bool {
+	select {
+	case r.slots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// free gives a slot back and tells Run a worker is idle.
+func (r *runner[T]) free() {
+	<-r.slots
+	select {
+	case r.freed <- struct{}{}:
+	default:
+	}
+}
+
 // start processes item in a goroutine on a slot already taken.
 func (r *runner[T]) start(ctx context.Context, item *T) {
 	r.wg.Go(func() {
-		defer func() {
-			<-r.slots
-			select {
-			case r.freed <- struct{}{}:
-			default:
-			}
-		}()
+		defer r.free()
 		r.cfg.Process(ctx, item)
 	})
 }
@@ -215,11 +233,9 @@ func (d *Direct[T]) Reserve(n int) *Reservation[T] {
 		return nil
 	}
 	for i := range n {
-		select {
-		case d.r.slots <- struct{}{}:
-		default:
+		if !d.r.take() {
 			for range i {
-				<-d.r.slots
+				d.r.free()
 			}
 			return nil
 		}
@@ -230,7 +246,7 @@ func (d *Direct[T]) Reserve(n int) *Reservation[T] {
 // Release gives the workers back unused (the write failed).
 func (res *Reservation[T]) Release() {
 	for range res.n {
-		<-res.r.slots
+		res.r.free()
 	}
 }
 
@@ -250,7 +266,7 @@ func (res *Reservation[T]) Dispatch(items []T) bool {
 		d.r.start(d.ctx, &items[i])
 	}
 	for range res.n - len(items) {
-		<-res.r.slots
+		res.r.free()
 	}
 	return true
 }
