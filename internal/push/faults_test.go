@@ -299,3 +299,25 @@ func (c *claimCounter) ClaimDeliveries(ctx context.Context, now, leaseUntil time
 	c.claimed.Add(int64(len(ds)))
 	return ds, err
 }
+
+// TestNoSendAfterTheLeaseEnded: a delivery whose lease ran out while it
+// waited for a worker may already be another claim's: it is not sent.
+func TestNoSendAfterTheLeaseEnded(t *testing.T) {
+	prod, _ := newCerts()
+	e := newTestEnv(t, prod)
+	e.register("bob", tokenA, store.KindAlert, "", prod, time.Now())
+	id := e.submit("bob", Request{Body: "hi"}) // no workers running: it stays pending
+	ctx := context.Background()
+	ds, err := e.st.ClaimDeliveries(ctx, e.clock.Now(), e.clock.Now().Add(time.Second), 10)
+	if err != nil || len(ds) != 1 || ds[0].PushID != id {
+		t.Fatalf("claimed %v, %v", ds, err)
+	}
+	e.clock.Advance(2 * time.Second) // the lease is over before a worker starts
+	e.svc.process(ctx, &ds[0])
+	e.sender.mu.Lock()
+	n := len(e.sender.calls)
+	e.sender.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d requests sent after the lease ended", n)
+	}
+}

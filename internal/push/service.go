@@ -231,10 +231,13 @@ func (s *Service) SubmitBatch(ctx context.Context, sdkAppID int64, userIDs []str
 	}
 	ids := make([]string, len(batch))
 	for i, pd := range batch {
-		s.accepted(ctx, pd, p)
+		s.counted(pd)
 		ids[i] = pd.Push.ID
 	}
 	s.counting.RUnlock()
+	for _, pd := range batch {
+		s.reportUnsendable(ctx, pd, p)
+	}
 	s.Wake()
 	return ids, nil
 }
@@ -340,8 +343,9 @@ func (s *Service) submitOne(ctx context.Context, sdkAppID int64, userID string, 
 		}
 		return "", false, fmt.Errorf("push: create push: %w", err)
 	}
-	s.accepted(ctx, pd, p)
+	s.counted(pd)
 	s.counting.RUnlock()
+	s.reportUnsendable(ctx, pd, p)
 	if res == nil {
 		return pd.Push.ID, false, nil
 	}
@@ -375,13 +379,20 @@ func newPushFor(sdkAppID int64, userID string, regs []store.Registration, p *pre
 	return store.PushWithDeliveries{Push: push, Deliveries: ds}, nil
 }
 
-// accepted counts a written push's pending deliveries into the outbox and
-// reports those that failed before any attempt.
-func (s *Service) accepted(ctx context.Context, pd store.PushWithDeliveries, p *prepared) {
+// counted adds a written push's pending deliveries to the outbox gauge.
+func (s *Service) counted(pd store.PushWithDeliveries) {
 	for _, d := range pd.Deliveries {
 		if d.State == statePending {
 			s.outbox.added(1)
 		}
+	}
+}
+
+// reportUnsendable counts, logs and reports the deliveries of a written
+// push that failed before any attempt. It runs after counting is released:
+// OnFinal writes a webhook, and a sample of the outbox must not wait for it.
+func (s *Service) reportUnsendable(ctx context.Context, pd store.PushWithDeliveries, p *prepared) {
+	for _, d := range pd.Deliveries {
 		if d.State == stateFailed {
 			result := string(apns.ClassConfiguration) // NoAlertRegistration: the app registered no alert token
 			if d.Reason == ReasonPayloadTooLarge {

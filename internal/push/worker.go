@@ -63,8 +63,22 @@ func (s *Service) sampleDepth(ctx context.Context) {
 // process handles one claimed delivery. It does not stop when Run's ctx is
 // cancelled, so a shutdown never leaves an answered request unrecorded; the
 // lease bounds it instead, after which another claim may take the delivery.
+//
+// The work is bounded by the delivery's own lease, not a fresh one: the
+// lease started when it was claimed or written, and once it ends another
+// claim may take the delivery, so sending then could send it twice.
 func (s *Service) process(runCtx context.Context, d *store.Delivery) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(runCtx), s.cfg.Lease)
+	timeout := s.cfg.Lease
+	if !d.LeaseUntil.IsZero() {
+		left := d.LeaseUntil.Sub(s.cfg.Now())
+		if left <= 0 {
+			s.log.Warn("push: lease ended before the send; the next claim takes the delivery",
+				slog.String("push_id", d.PushID), slog.Int64("delivery_id", d.ID))
+			return
+		}
+		timeout = min(timeout, left)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(runCtx), timeout)
 	defer cancel()
 	if err := s.deliver(ctx, d); err != nil {
 		// The lease expires and the delivery is claimed again: at worst a
