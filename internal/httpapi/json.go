@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/ringd/ringd/internal/jsondepth"
 )
 
 // Body limits: every request body is bounded.
@@ -59,27 +61,8 @@ func checkJSONText(b []byte) error {
 	if !utf8.Valid(b) {
 		return apiErr(http.StatusBadRequest, "bad_utf8", "the body is not valid UTF-8")
 	}
-	depth, inString, escaped := 0, false, false
-	for i, c := range b {
-		switch {
-		case inString:
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == '{' || c == '[':
-			if depth++; depth > maxJSONDepth {
-				return apiErr(http.StatusBadRequest, "json_too_deep", "the body nests deeper than %d levels (at byte %d)", maxJSONDepth, i)
-			}
-		case c == '}' || c == ']':
-			depth--
-		}
+	if i := jsondepth.Exceeds(b, maxJSONDepth); i >= 0 {
+		return apiErr(http.StatusBadRequest, "json_too_deep", "the body nests deeper than %d levels (at byte %d)", maxJSONDepth, i)
 	}
 	return nil
 }
