@@ -248,11 +248,15 @@ func TestSubmitDispatchesToIdleWorkers(t *testing.T) {
 	e := newTestEnv(t, prod)
 	e.register("bob", tokenA, store.KindAlert, "", prod, time.Now())
 	claims := &claimCounter{Store: e.st}
-	e.svc = New(e.svc.cfg, claims, e.sender, storeCreds{e.st})
+	// A poll takes every idle worker for the length of its claim, and a
+	// reservation made meanwhile fails (the push then goes by claim, as it
+	// should). Only Run's first claim may run here, so the test is exact.
+	cfg := e.svc.cfg
+	cfg.PollInterval = time.Hour
+	e.svc = New(cfg, claims, e.sender, storeCreds{e.st})
 	release := make(chan struct{})
 	var once sync.Once
 	unblock := func() { once.Do(func() { close(release) }) }
-	t.Cleanup(unblock)
 	sending := make(chan struct{}, 1)
 	e.sender.respond = func(int, *apns.Credential, *apns.Notification) (*apns.Response, error) {
 		sending <- struct{}{}
@@ -260,6 +264,10 @@ func TestSubmitDispatchesToIdleWorkers(t *testing.T) {
 		return answer(200, "")
 	}
 	e.run()
+	// Registered after run's cleanup so that it runs first: Run waits for
+	// the blocked worker.
+	t.Cleanup(unblock)
+
 	checkFor(t, 5*time.Second, time.Millisecond, func() error { // Run has started
 		if res := e.svc.direct.Reserve(1); res != nil {
 			res.Release()
