@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ringd/ringd/internal/push"
+	"github.com/ringd/ringd/internal/store"
 )
 
 // Media of a call.
@@ -192,6 +193,8 @@ const (
 // Pusher is what the call service needs of the push pipeline.
 type Pusher interface {
 	Submit(ctx context.Context, sdkAppID int64, userID string, req push.Request) (string, error)
+	// SubmitTo is Submit to the user's registrations the caller just read.
+	SubmitTo(ctx context.Context, sdkAppID int64, userID string, regs []store.Registration, req push.Request) (string, error)
 	// Expire marks the pending deliveries of these pushes expired, so a call
 	// that stopped ringing rings nothing later.
 	Expire(ctx context.Context, pushIDs []string, reason string) error

@@ -44,6 +44,9 @@ type submitted struct {
 	App  int64
 	User string
 	Req  push.Request
+	// Regs are the registrations the service passed (SubmitTo); nil when
+	// it left the pipeline to read them (Submit).
+	Regs []store.Registration
 }
 
 type expiry struct {
@@ -51,7 +54,11 @@ type expiry struct {
 	Reason string
 }
 
-func (p *fakePusher) Submit(_ context.Context, sdkAppID int64, userID string, req push.Request) (string, error) {
+func (p *fakePusher) Submit(ctx context.Context, sdkAppID int64, userID string, req push.Request) (string, error) {
+	return p.SubmitTo(ctx, sdkAppID, userID, nil, req)
+}
+
+func (p *fakePusher) SubmitTo(_ context.Context, sdkAppID int64, userID string, regs []store.Registration, req push.Request) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.fail != nil {
@@ -62,7 +69,7 @@ func (p *fakePusher) Submit(_ context.Context, sdkAppID int64, userID string, re
 	}
 	p.n++
 	id := fmt.Sprintf("push-%d", p.n)
-	p.submits = append(p.submits, submitted{ID: id, App: sdkAppID, User: userID, Req: req})
+	p.submits = append(p.submits, submitted{ID: id, App: sdkAppID, User: userID, Req: req, Regs: slices.Clone(regs)})
 	return id, nil
 }
 

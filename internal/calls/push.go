@@ -260,7 +260,7 @@ func (o *op) ringInvitee(inv *Invitee) {
 	if len(rs.Covered) == 0 {
 		return // no registration, or every registered device is in the foreground
 	}
-	o.submit(inv, PushRing, ringRequest(o.rec, inv, o.settings(), o.now, fg))
+	o.submit(inv, PushRing, ringRequest(o.rec, inv, o.settings(), o.now, fg), regs)
 }
 
 // ringDevice rings one device of a ringing invitee that went to the
@@ -308,7 +308,7 @@ func (o *op) ringDevice(inv *Invitee, device string) bool {
 		req.Token = pickToken(mine, req.VoIP)
 	}
 	rs.Covered = compactSorted(append(rs.Covered, device))
-	o.submit(inv, PushRing, req)
+	o.submit(inv, PushRing, req, regs)
 	return true
 }
 
@@ -335,13 +335,21 @@ func pickToken(regs []store.Registration, voip bool) string {
 
 // missedPush tells the invitee of the call they missed.
 func (o *op) missedPush(inv *Invitee) {
-	o.submit(inv, PushMissed, missedRequest(o.rec, o.foreground(inv.User)))
+	o.submit(inv, PushMissed, missedRequest(o.rec, o.foreground(inv.User)), nil)
 }
 
-// submit hands a push to the pipeline and records it. A failure is logged
-// and recorded on the invitee; it never fails the change.
-func (o *op) submit(inv *Invitee, kind string, req push.Request) {
-	id, err := o.s.pusher.Submit(o.ctx, o.rec.SDKAppID, inv.User, req)
+// submit hands a push to the pipeline and records it. regs are the
+// user's registrations when this change has just read them (nil: the
+// pipeline reads them). A failure is logged and recorded on the invitee;
+// it never fails the change.
+func (o *op) submit(inv *Invitee, kind string, req push.Request, regs []store.Registration) {
+	var id string
+	var err error
+	if regs != nil {
+		id, err = o.s.pusher.SubmitTo(o.ctx, o.rec.SDKAppID, inv.User, regs, req)
+	} else {
+		id, err = o.s.pusher.Submit(o.ctx, o.rec.SDKAppID, inv.User, req)
+	}
 	if err != nil {
 		o.s.log.Warn("calls: push not submitted", "call", o.rec, "user", inv.User, "kind", kind, "err", err)
 		inv.PushError = kind + ": " + err.Error()

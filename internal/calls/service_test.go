@@ -434,6 +434,9 @@ func TestAlertOnlyOfflineCalleeCancelled(t *testing.T) {
 	if len(pushes) != 2 {
 		t.Fatalf("pushes %+v", pushes)
 	}
+	if pushes[0].Regs == nil || pushes[1].Regs != nil {
+		t.Errorf("the ring push should carry the registrations it was decided on, the missed push none: %v / %v", pushes[0].Regs, pushes[1].Regs)
+	}
 	missed := pushes[1].Req
 	if missed.VoIP || missed.Body != "Missed call from alice" || missed.CollapseID != c.CallID || missed.Source != "call" || missed.Expiration != nil {
 		t.Errorf("missed push %+v", missed)
@@ -726,6 +729,18 @@ func TestGroupRingsRegisteredDevices(t *testing.T) {
 				}
 				if i%3 == 1 && len(pushes) == 1 && !slices.Equal(pushes[0].Req.ExcludeDevices, []string{u + "-phone"}) {
 					t.Errorf("%s: push excludes %q, want the foreground phone", u, pushes[0].Req.ExcludeDevices)
+				}
+				// The registrations the call read go with the push, so the
+				// pipeline does not read them a second time.
+				if len(pushes) == 1 {
+					var regDevices []string
+					for _, r := range pushes[0].Regs {
+						regDevices = append(regDevices, r.DeviceID)
+					}
+					slices.Sort(regDevices)
+					if !slices.Equal(regDevices, want) {
+						t.Errorf("%s: push given the registrations of %q, want %q", u, regDevices, want)
+					}
 				}
 			}
 		})

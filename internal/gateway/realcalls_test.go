@@ -32,6 +32,10 @@ func (p *nopPusher) Submit(context.Context, int64, string, push.Request) (string
 	return fmt.Sprint("push-", p.n), nil
 }
 
+func (p *nopPusher) SubmitTo(ctx context.Context, app int64, user string, _ []store.Registration, req push.Request) (string, error) {
+	return p.Submit(ctx, app, user, req)
+}
+
 func (p *nopPusher) Expire(context.Context, []string, string) error { return nil }
 
 // newRealEnv runs the gateway on the real call service, a SQLite store and

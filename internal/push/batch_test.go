@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -195,4 +196,70 @@ func BenchmarkClaimAndFinish(b *testing.B) {
 			}
 		})
 	})
+}
+
+// SubmitTo pushes to the registrations it is given, without reading the
+// user's again: a call has just read them to decide whom to ring.
+func TestSubmitToGivenRegistrations(t *testing.T) {
+	prod, _ := newCerts()
+	e := newTestEnv(t, prod)
+	e.register("bob", tokenA, store.KindAlert, "", prod, time.Now())
+	e.register("bob", tokenB, store.KindAlert, "", prod, time.Now())
+	ctx := context.Background()
+	all, err := e.st.Registrations(ctx, testApp, "bob")
+	if err != nil || len(all) != 2 {
+		t.Fatalf("registrations %v, %v", all, err)
+	}
+	reads := &registrationReads{Store: e.st}
+	e.svc = New(e.svc.cfg, reads, e.sender, storeCreds{e.st})
+	tests := []struct {
+		name       string
+		regs       []store.Registration
+		wantTokens []string
+	}{
+		{"one of two", all[:1], []string{all[0].Token}},
+		{"both", all, []string{all[0].Token, all[1].Token}},
+		{"none", nil, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			id, err := e.svc.SubmitTo(ctx, testApp, "bob", tc.regs, Request{Body: "hi"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ds, err := e.st.Deliveries(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var tokens []string
+			for _, d := range ds {
+				tokens = append(tokens, d.Token)
+			}
+			slices.Sort(tokens)
+			want := slices.Sorted(slices.Values(tc.wantTokens))
+			if !slices.Equal(tokens, want) {
+				t.Errorf("deliveries to %v, want %v", tokens, want)
+			}
+		})
+	}
+	if n := reads.n.Load(); n != 0 {
+		t.Errorf("SubmitTo read the registrations %d times", n)
+	}
+	if _, err := e.svc.Submit(ctx, testApp, "bob", Request{Body: "hi"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := reads.n.Load(); n != 1 {
+		t.Errorf("Submit read the registrations %d times, want once", n)
+	}
+}
+
+// registrationReads counts reads of one user's registrations.
+type registrationReads struct {
+	store.Store
+	n atomic.Int64
+}
+
+func (r *registrationReads) Registrations(ctx context.Context, sdkAppID int64, userID string) ([]store.Registration, error) {
+	r.n.Add(1)
+	return r.Store.Registrations(ctx, sdkAppID, userID)
 }

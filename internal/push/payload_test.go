@@ -3,6 +3,7 @@ package push
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -155,6 +156,55 @@ func BenchmarkBuildPayload(b *testing.B) {
 			for b.Loop() {
 				if _, err := BuildPayload(req, pt); err != nil {
 					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// A push handed to a worker at once is sent with the payloads built when
+// it was accepted; a claimed one with those of its stored request. Both
+// must say the same to the device.
+func TestAcceptedPlanMatchesStoredRequest(t *testing.T) {
+	e := newTestEnv(t)
+	tests := []struct {
+		name string
+		req  Request
+	}{
+		{"alert", Request{Title: "Alice", Body: "is calling <you> & me", Sound: "default", Badge: ptr(2)}},
+		{"voip with custom", Request{VoIP: true, Body: "call", Ext: `{"entity":{"action":2}}`, Priority: 10,
+			Custom: map[string]json.RawMessage{"call_id": json.RawMessage(` "c<1>" `), "invitees": json.RawMessage(`[ "a", "b&c" ]`)}}},
+		{"background", Request{ContentAvailable: true, Ext: "x"}},
+		{"unicode", Request{Body: "\u2028 é 😀", Token: "ABCDEF"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := e.svc.prepare(tc.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored, err := decodeRequest(p.reqJSON)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, typ := range []string{apns.PushTypeVoIP, apns.PushTypeAlert, apns.PushTypeBackground} {
+				a, errA := p.plan.payload(typ)
+				b, errB := stored.payload(typ)
+				if (errA == nil) != (errB == nil) {
+					t.Fatalf("%s: errors differ: %v / %v", typ, errA, errB)
+				}
+				if errA != nil {
+					continue
+				}
+				var va, vb any
+				if err := json.Unmarshal(a, &va); err != nil {
+					t.Fatal(err)
+				}
+				if err := json.Unmarshal(b, &vb); err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(va, vb) {
+					t.Errorf("%s: accepted %s, stored %s", typ, a, b)
 				}
 			}
 		})

@@ -32,12 +32,16 @@ type requestPlan struct {
 	errs     map[string]error
 }
 
+func newRequestPlan(req Request) *requestPlan {
+	return &requestPlan{req: req, payloads: map[string][]byte{}, errs: map[string]error{}}
+}
+
 func decodeRequest(b []byte) (*requestPlan, error) {
-	rp := &requestPlan{payloads: map[string][]byte{}, errs: map[string]error{}}
-	if err := json.Unmarshal(b, &rp.req); err != nil {
+	var req Request
+	if err := json.Unmarshal(b, &req); err != nil {
 		return nil, err
 	}
-	return rp, nil
+	return newRequestPlan(req), nil
 }
 
 func (p *requestPlan) payload(pushType string) ([]byte, error) {

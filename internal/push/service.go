@@ -159,12 +159,28 @@ type prepared struct {
 	// only the alert fallback of a VoIP request can be (the primary type
 	// is refused at once).
 	unsendable map[string]bool
+	// plan holds the payloads built to check their size, for the pushes
+	// that go to workers at once (a claimed push decodes its stored copy).
+	plan *requestPlan
 }
 
 // Submit accepts a push for one user: it writes the push and one delivery
 // per device in one transaction, then wakes the workers. It returns the
 // push ID, or an *Error for a request that can never be sent.
 func (s *Service) Submit(ctx context.Context, sdkAppID int64, userID string, req Request) (string, error) {
+	return s.submit(ctx, sdkAppID, userID, req, func() ([]store.Registration, error) {
+		return s.st.Registrations(ctx, sdkAppID, userID)
+	})
+}
+
+// SubmitTo is Submit for a caller that has just read the user's
+// registrations (regs, nil for none) to decide whom to push to, as a call
+// does: reading them again would double the reads of every invite.
+func (s *Service) SubmitTo(ctx context.Context, sdkAppID int64, userID string, regs []store.Registration, req Request) (string, error) {
+	return s.submit(ctx, sdkAppID, userID, req, func() ([]store.Registration, error) { return regs, nil })
+}
+
+func (s *Service) submit(ctx context.Context, sdkAppID int64, userID string, req Request, registrations func() ([]store.Registration, error)) (string, error) {
 	p, err := s.prepare(req)
 	if err != nil {
 		return "", err
@@ -175,7 +191,11 @@ func (s *Service) Submit(ctx context.Context, sdkAppID int64, userID string, req
 	if err := s.admit(sourceOf(req)); err != nil {
 		return "", err
 	}
-	id, dispatched, err := s.submitOne(ctx, sdkAppID, userID, p)
+	regs, err := registrations()
+	if err != nil {
+		return "", fmt.Errorf("push: registrations of %q: %w", userID, err)
+	}
+	id, dispatched, err := s.submitOne(ctx, sdkAppID, userID, regs, p)
 	if err != nil {
 		return "", err
 	}
@@ -269,20 +289,19 @@ func (s *Service) prepare(req Request) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &prepared{req: req, now: now, expiresAt: expiresAt, unsendable: map[string]bool{}}
+	p := &prepared{req: req, now: now, expiresAt: expiresAt, unsendable: map[string]bool{}, plan: newRequestPlan(req)}
 	primary := alertPushType(req)
 	if req.VoIP {
 		primary = apns.PushTypeVoIP
 	}
-	if _, err := BuildPayload(req, primary); err != nil {
+	if _, err := p.plan.payload(primary); err != nil {
 		return nil, err
 	}
 	if req.VoIP {
 		// Devices without a VoIP token fall back to an alert, whose limit is
 		// lower; they fail alone rather than refusing the VoIP devices.
-		fallback := alertPushType(req)
-		if _, err := BuildPayload(req, fallback); err != nil {
-			p.unsendable[fallback] = true
+		if _, err := p.plan.payload(alertPushType(req)); err != nil {
+			p.unsendable[alertPushType(req)] = true
 		}
 	}
 	if p.reqJSON, err = json.Marshal(req); err != nil {
@@ -307,15 +326,12 @@ func (s *Service) expiresAt(req Request, now time.Time) (time.Time, error) {
 	return at, nil
 }
 
-// submitOne writes one user's push. When enough workers are idle, its
-// deliveries are written leased and handed to them at once (dispatched):
-// a call's ring push then skips the claim, a write transaction, and the
-// wait for it. Otherwise the workers are to be woken to claim them.
-func (s *Service) submitOne(ctx context.Context, sdkAppID int64, userID string, p *prepared) (id string, dispatched bool, err error) {
-	regs, err := s.st.Registrations(ctx, sdkAppID, userID)
-	if err != nil {
-		return "", false, fmt.Errorf("push: registrations of %q: %w", userID, err)
-	}
+// submitOne writes one user's push to regs, the user's registrations.
+// When enough workers are idle, its deliveries are written leased and
+// handed to them at once (dispatched): a call's ring push then skips the
+// claim, a write transaction, and the wait for it. Otherwise the workers
+// are to be woken to claim them.
+func (s *Service) submitOne(ctx context.Context, sdkAppID int64, userID string, regs []store.Registration, p *prepared) (id string, dispatched bool, err error) {
 	pd, err := newPushFor(sdkAppID, userID, regs, p)
 	if err != nil {
 		return "", false, err
@@ -349,9 +365,7 @@ func (s *Service) submitOne(ctx context.Context, sdkAppID int64, userID string, 
 	if res == nil {
 		return pd.Push.ID, false, nil
 	}
-	if rp, err := decodeRequest(pd.Push.Request); err == nil {
-		s.plans.add(&pushPlan{push: *pd.Push, requestPlan: rp})
-	}
+	s.plans.add(&pushPlan{push: *pd.Push, requestPlan: p.plan})
 	items := make([]store.Delivery, len(pending))
 	for i, d := range pending {
 		items[i] = *d
