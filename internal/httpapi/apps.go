@@ -270,9 +270,15 @@ func (a *API) deleteApp(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// requireApp checks that the app in the path exists.
+// requireApp checks that the app in the path exists. It asks the settings
+// cache, which every call reads anyway, rather than the store on every
+// request: an app deleted through this node is gone at once, one deleted
+// through another node within the cache's TTL (its writes fail meanwhile).
 func (a *API) requireApp(ctx context.Context, sdkAppID int64) error {
-	_, err := a.GetApp(ctx, sdkAppID)
+	_, err := a.cfg.Settings.Load(ctx, sdkAppID)
+	if errors.Is(err, store.ErrNotFound) {
+		return errAppNotFound
+	}
 	return err
 }
 

@@ -123,3 +123,20 @@ func TestAppServerCallsAndWebhooks(t *testing.T) {
 	}
 	wantCode(t, e.admin.EndCall(ctx, app.SDKAppID, third), "call_ended")
 }
+
+// An app's existence is checked through the settings cache; deleting the
+// app through this node makes it unknown at once, not after the cache's TTL.
+func TestDeletedAppIsGoneAtOnce(t *testing.T) {
+	e := startDev(t, "")
+	ctx := ctxT(t)
+	app := e.newCallApp(t)
+	start := client.StartCall{Caller: "alice", Invitees: []string{"bob"}, Media: "audio"}
+	must[string](t)(e.admin.StartCall(ctx, app.SDKAppID, start)) // the app's settings are now cached
+	if err := e.admin.DeleteApp(ctx, app.SDKAppID); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.admin.StartCall(ctx, app.SDKAppID, start)
+	wantCode(t, err, "app_not_found")
+	_, err = e.admin.Calls(ctx, app.SDKAppID, client.CallQuery{})
+	wantCode(t, err, "app_not_found")
+}
