@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"PutCall", testPutCall},
 		{"PutCallRefused", testPutCallRefused},
 		{"PutCallConcurrent", testPutCallConcurrent},
+		{"ConcurrentWritesOfManyKinds", testConcurrentWritesOfManyKinds},
 		{"CallList", testCallList},
 		{"CallListDefaultLimit", testCallListDefaultLimit},
 		{"ActiveCalls", testActiveCalls},
