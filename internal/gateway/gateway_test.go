@@ -523,6 +523,27 @@ func gathered(t *testing.T, reg *prometheus.Registry, name, typ string) float64 
 	return 0
 }
 
+// settledGoroutines is the number of goroutines once it has not changed
+// for 20 polls in a row: what the server started may still be winding
+// down (a count taken then made the test see -1 goroutines).
+func settledGoroutines(t *testing.T) int {
+	t.Helper()
+	last, same := runtime.NumGoroutine(), 0
+	deadline := time.Now().Add(5 * time.Second)
+	for same < 20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the goroutine count did not settle (last %d)", last)
+		}
+		time.Sleep(time.Millisecond)
+		if n := runtime.NumGoroutine(); n == last {
+			same++
+		} else {
+			last, same = n, 0
+		}
+	}
+	return last
+}
+
 // An idle session keeps one goroutine, its reader: the worker and the
 // writer exit once their burst is written, and the heartbeat goroutine
 // exits with the last session.
@@ -530,7 +551,7 @@ func TestIdleSessionKeepsOneGoroutine(t *testing.T) {
 	const n = 5
 	e := newEnv(t, Config{MaxConnsPerIP: -1, HeartbeatTimeout: 300 * time.Millisecond})
 	addr := strings.TrimPrefix(strings.TrimSuffix(e.wsURL, "/v1/connect"), "ws://")
-	base := runtime.NumGoroutine()
+	base := settledGoroutines(t)
 	goroutines := func(want int) func() error {
 		return func() error {
 			if got := runtime.NumGoroutine() - base; got != want {
