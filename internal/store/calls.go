@@ -97,6 +97,10 @@ type CallStore interface {
 	// transaction: all of them, or none when one fails (with that call's
 	// error). Changes of concurrent calls share one commit this way.
 	PutCalls(ctx context.Context, calls []*Call) error
+	// PutCallsWithPushes writes calls as PutCalls does and pushes as
+	// CreatePushes does, all in one transaction: a call change and the
+	// pushes it sends are durable together or not at all.
+	PutCallsWithPushes(ctx context.Context, calls []*Call, pushes []PushWithDeliveries) error
 	Call(ctx context.Context, sdkAppID int64, id string) (*Call, error)
 	Calls(ctx context.Context, sdkAppID int64, f CallFilter) ([]Call, error)
 	// ActiveCalls returns every call not ended, of every app (for restarts).

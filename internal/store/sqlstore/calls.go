@@ -159,8 +159,47 @@ func keptInDelete(c *store.Call) int {
 }
 
 func (db *DB) putCalls(ctx context.Context, calls []*store.Call) error {
-	if len(calls) == 0 {
+	write, err := db.callsWrite(ctx, calls)
+	if err != nil || write == nil {
+		return err
+	}
+	return db.inTx(ctx, write)
+}
+
+// PutCallsWithPushes writes calls as PutCalls does and pushes as
+// CreatePushes does, all in one transaction: a call change and the pushes
+// it sends are durable together or not at all.
+func (db *DB) PutCallsWithPushes(ctx context.Context, calls []*store.Call, ps []store.PushWithDeliveries) error {
+	writeCalls, err := db.callsWrite(ctx, calls)
+	if err != nil {
+		return db.fail("put calls with pushes", err)
+	}
+	writePushes, rolledBack, err := db.pushesWrite(ctx, ps)
+	if err != nil {
+		return db.fail("put calls with pushes", err)
+	}
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		if writePushes != nil {
+			if err := writePushes(tx); err != nil {
+				return err
+			}
+		}
+		if writeCalls != nil {
+			return writeCalls(tx)
+		}
 		return nil
+	})
+	if err != nil && rolledBack != nil {
+		rolledBack()
+	}
+	return db.fail("put calls with pushes", err)
+}
+
+// callsWrite checks and readies calls for writing and returns the work of
+// the transaction, nil when there is nothing to write.
+func (db *DB) callsWrite(ctx context.Context, calls []*store.Call) (func(*sql.Tx) error, error) {
+	if len(calls) == 0 {
+		return nil, nil
 	}
 	type encoded struct {
 		c       *store.Call
@@ -172,7 +211,7 @@ func (db *DB) putCalls(ctx context.Context, calls []*store.Call) error {
 		if seen[c.ID] {
 			// Two versions of one call in one transaction: which one wins
 			// would depend on their order, not their Seq.
-			return fmt.Errorf("call %s twice in one batch: %w", c.ID, store.ErrConflict)
+			return nil, fmt.Errorf("call %s twice in one batch: %w", c.ID, store.ErrConflict)
 		}
 		seen[c.ID] = true
 		if c.CreatedAt.IsZero() {
@@ -183,18 +222,18 @@ func (db *DB) putCalls(ctx context.Context, calls []*store.Call) error {
 		}
 		pushIDs, err := listJSON("push IDs", c.PushIDs)
 		if err != nil {
-			return fmt.Errorf("call %s: %w", c.ID, err)
+			return nil, fmt.Errorf("call %s: %w", c.ID, err)
 		}
 		if err := distinctParticipants(c); err != nil {
-			return err
+			return nil, err
 		}
 		enc[i] = encoded{c, pushIDs}
 	}
 	st, err := db.prepareCallStmts(ctx, calls)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return db.inTx(ctx, func(tx *sql.Tx) error {
+	return func(tx *sql.Tx) error {
 		txst := &callStmts{upsert: tx.StmtContext(ctx, st.upsert),
 			deleteParts: make(map[int]*sql.Stmt, len(st.deleteParts)), upsertParts: make(map[int]*sql.Stmt, len(st.upsertParts))}
 		for n, s := range st.deleteParts {
@@ -212,7 +251,7 @@ func (db *DB) putCalls(ctx context.Context, calls []*store.Call) error {
 			}
 		}
 		return nil
-	})
+	}, nil
 }
 
 // distinctParticipants refuses a user listed twice, which the upsert of

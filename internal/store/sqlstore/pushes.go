@@ -68,8 +68,23 @@ func (db *DB) CreatePushes(ctx context.Context, ps []store.PushWithDeliveries) e
 }
 
 func (db *DB) createPushes(ctx context.Context, ps []store.PushWithDeliveries) error {
+	write, rolledBack, err := db.pushesWrite(ctx, ps)
+	if err != nil || write == nil {
+		return err
+	}
+	if err := db.inTx(ctx, write); err != nil {
+		rolledBack()
+		return err
+	}
+	return nil
+}
+
+// pushesWrite readies ps for writing (filled as by CreatePush, statements
+// prepared) and returns the work of the transaction, nil when there is
+// nothing to write, and what to do when that transaction rolls back.
+func (db *DB) pushesWrite(ctx context.Context, ps []store.PushWithDeliveries) (write func(*sql.Tx) error, rolledBack func(), err error) {
 	if len(ps) == 0 {
-		return nil
+		return nil, nil, nil
 	}
 	n := 0
 	for _, pd := range ps {
@@ -87,9 +102,9 @@ func (db *DB) createPushes(ctx context.Context, ps []store.PushWithDeliveries) e
 	}
 	full, err := db.fullChunkStmts(ctx, len(ps), len(ds))
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	err = db.inTx(ctx, func(tx *sql.Tx) error {
+	write = func(tx *sql.Tx) error {
 		for chunk := range slices.Chunk(ps, pushRowsPerInsert) {
 			args := make([]any, 0, len(chunk)*6)
 			for _, pd := range chunk {
@@ -107,13 +122,13 @@ func (db *DB) createPushes(ctx context.Context, ps []store.PushWithDeliveries) e
 			}
 		}
 		return db.insertDeliveries(ctx, tx, ds, full.deliveries)
-	})
-	if err != nil {
+	}
+	rolledBack = func() {
 		for _, d := range ds {
-			d.ID = 0 // rolled back
+			d.ID = 0
 		}
 	}
-	return err
+	return write, rolledBack, nil
 }
 
 const selectPush = `SELECT ` + pushColumns + ` FROM pushes WHERE id = $1 AND sdk_app_id = $2`

@@ -112,6 +112,76 @@ func testPutCall(t *testing.T, open Open) {
 	// The batch form shares this test's place in the suite's list.
 	t.Run("PutCalls", func(t *testing.T) { testPutCalls(t, open) })
 	t.Run("PutCallsAtomic", func(t *testing.T) { testPutCallsAtomic(t, open) })
+	t.Run("PutCallsWithPushes", func(t *testing.T) { testPutCallsWithPushes(t, open) })
+}
+
+// PutCallsWithPushes writes a call change and the pushes it sends in one
+// transaction: both, or neither when either is refused.
+func testPutCallsWithPushes(t *testing.T, open Open) {
+	s, ctx := open(t), t.Context()
+	mustApp(t, s, app)
+	stored := mustCall(t, s, newCall(app, "call-1", "alice", 1, "bob"))
+	stored.Seq = 5
+	must(t, s.PutCall(ctx, stored))
+
+	ring := func(id string, pushApp int64) store.PushWithDeliveries {
+		return store.PushWithDeliveries{Push: newPush(pushApp, "bob", id, 1), Deliveries: []*store.Delivery{newDelivery("tok-"+id, 0)}}
+	}
+	older := newCall(app, "call-1", "alice", 1, "bob")
+	older.Seq = 4
+	tests := []struct {
+		name   string
+		calls  []*store.Call
+		pushes []store.PushWithDeliveries
+		want   error // nil: everything written
+	}{
+		{"a new call and its push", []*store.Call{newCall(app, "call-2", "alice", 2, "bob")}, []store.PushWithDeliveries{ring("p-ok", app)}, nil},
+		{"pushes alone", nil, []store.PushWithDeliveries{ring("p-alone", app)}, nil},
+		{"a call alone", []*store.Call{newCall(app, "call-3", "alice", 3, "bob")}, nil, nil},
+		{"a refused call takes its push back", []*store.Call{older}, []store.PushWithDeliveries{ring("p-older", app)}, store.ErrConflict},
+		{"a refused push takes its call back", []*store.Call{newCall(app, "call-4", "alice", 4, "bob")},
+			[]store.PushWithDeliveries{ring("p-bad", 1400000009)}, store.ErrNotFound},
+		{"nothing", nil, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := s.PutCallsWithPushes(ctx, tt.calls, tt.pushes)
+			if tt.want != nil {
+				wantErr(t, "PutCallsWithPushes", err, tt.want)
+			} else {
+				must(t, err)
+			}
+			for _, c := range tt.calls {
+				got, err := s.Call(ctx, c.SDKAppID, c.ID)
+				switch {
+				case tt.want == nil:
+					must(t, err)
+					equal(t, "call "+c.ID, *got, *c)
+				case c.ID == "call-1":
+					must(t, err)
+					equal(t, "stored call's Seq", got.Seq, int64(5))
+				default:
+					wantErr(t, "call of a refused write", err, store.ErrNotFound)
+				}
+			}
+			for _, pd := range tt.pushes {
+				_, err := s.Push(ctx, pd.Push.SDKAppID, pd.Push.ID)
+				ds, derr := s.Deliveries(ctx, pd.Push.ID)
+				if tt.want == nil {
+					must(t, err)
+					must(t, derr)
+					if len(ds) != 1 || pd.Deliveries[0].ID == 0 {
+						t.Errorf("push %s: deliveries %v, ID %d", pd.Push.ID, ds, pd.Deliveries[0].ID)
+					}
+					continue
+				}
+				wantErr(t, "push of a refused write", err, store.ErrNotFound)
+				if len(ds) != 0 || pd.Deliveries[0].ID != 0 {
+					t.Errorf("push %s of a refused write: deliveries %v, ID %d", pd.Push.ID, ds, pd.Deliveries[0].ID)
+				}
+			}
+		})
+	}
 }
 
 // PutCalls writes new calls and new versions of stored ones, each as
