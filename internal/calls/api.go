@@ -192,9 +192,16 @@ const (
 
 // Pusher is what the call service needs of the push pipeline.
 type Pusher interface {
-	Submit(ctx context.Context, sdkAppID int64, userID string, req push.Request) (string, error)
-	// SubmitTo is Submit to the user's registrations the caller just read.
-	SubmitTo(ctx context.Context, sdkAppID int64, userID string, regs []store.Registration, req push.Request) (string, error)
+	// Stage readies a push for the user, to regs when the change has just
+	// read the user's registrations (nil: the pipeline reads them). The
+	// push is written with the call's change (Commit), or dropped (Drop).
+	Stage(ctx context.Context, sdkAppID int64, userID string, regs []store.Registration, req push.Request) (*push.Staged, error)
+	// Commit runs write, which writes each group's pushes with its call
+	// change or not at all and says which groups it wrote; the pushes
+	// written are then sent, the others dropped.
+	Commit(ctx context.Context, groups [][]*push.Staged, write func() []bool)
+	// Drop gives back what staged pushes hold when none will be written.
+	Drop(staged []*push.Staged)
 	// Expire marks the pending deliveries of these pushes expired, so a call
 	// that stopped ringing rings nothing later.
 	Expire(ctx context.Context, pushIDs []string, reason string) error

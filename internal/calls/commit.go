@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/ringd/ringd/internal/groupcommit"
+	"github.com/ringd/ringd/internal/push"
 	"github.com/ringd/ringd/internal/store"
 )
 
@@ -12,34 +13,69 @@ import (
 // short however far the writer has fallen behind.
 const maxBatch = 128
 
+// callWrite is one call change to store: the call's new state and the
+// pushes the change sends, written in the same transaction.
+type callWrite struct {
+	call   *store.Call
+	pushes []*push.Staged
+}
+
 // newCommitter batches the writes of call changes. Each call has at most
 // one change in flight (its lock is held), so a batch never holds a call
 // twice. When a batch fails for one call's sake (a conflict, an app
-// deleted meanwhile), each call is written again on its own, so that the
-// others do not fail with it; a store that is unavailable fails them all.
+// deleted meanwhile), each change is written again on its own, so that
+// the others do not fail with it; a store that is unavailable fails them
+// all. A change's pushes are written with it or not at all: the pipeline
+// sends those written and drops the others (Pusher.Commit).
 //
 // A change waits, under its call's lock, until the batch holding it is
 // written (groupcommit), so events still go out only once the state they
-// describe is durable.
-func newCommitter(st store.CallStore) *groupcommit.Group[*store.Call] {
-	return &groupcommit.Group[*store.Call]{Max: maxBatch, Timeout: opTimeout, Write: func(ctx context.Context, calls []*store.Call) []error {
-		errs := make([]error, len(calls))
-		if len(calls) == 1 {
-			errs[0] = st.PutCall(ctx, calls[0])
-			return errs
+// describe is durable, and a push rings only for a call that is stored.
+func newCommitter(st store.CallStore, p Pusher) *groupcommit.Group[callWrite] {
+	return &groupcommit.Group[callWrite]{Max: maxBatch, Timeout: opTimeout, Write: func(ctx context.Context, ws []callWrite) []error {
+		errs := make([]error, len(ws))
+		groups := make([][]*push.Staged, len(ws))
+		for i, w := range ws {
+			groups[i] = w.pushes
 		}
-		err := st.PutCalls(ctx, calls)
-		if err == nil || errors.Is(err, store.ErrUnavailable) || ctx.Err() != nil {
-			for i := range errs {
-				errs[i] = err
+		p.Commit(ctx, groups, func() []bool {
+			writeCalls(ctx, st, ws, errs)
+			written := make([]bool, len(ws))
+			for i, err := range errs {
+				written[i] = err == nil
 			}
-			return errs
-		}
-		for i, c := range calls {
-			errs[i] = st.PutCall(ctx, c)
-		}
+			return written
+		})
 		return errs
 	}}
+}
+
+// writeCalls writes ws in one transaction, or each on its own when that
+// fails for one change's sake, and sets errs.
+func writeCalls(ctx context.Context, st store.CallStore, ws []callWrite, errs []error) {
+	put := func(ws []callWrite) error {
+		calls := make([]*store.Call, len(ws))
+		var pushes []store.PushWithDeliveries
+		for i, w := range ws {
+			calls[i] = w.call
+			for _, s := range w.pushes {
+				if pd := s.Push(); pd.Push != nil { // a fake pipeline's staged push has none
+					pushes = append(pushes, pd)
+				}
+			}
+		}
+		return st.PutCallsWithPushes(ctx, calls, pushes)
+	}
+	err := put(ws)
+	if len(ws) == 1 || err == nil || errors.Is(err, store.ErrUnavailable) || ctx.Err() != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return
+	}
+	for i := range ws {
+		errs[i] = put(ws[i : i+1])
+	}
 }
 
 // pushExpiry is one change's request to expire pushes.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ringd/ringd/internal/bus"
+	"github.com/ringd/ringd/internal/push"
 	"github.com/ringd/ringd/internal/store"
 )
 
@@ -74,6 +75,10 @@ func (g *gatedStore) PutCalls(ctx context.Context, cs []*store.Call) error {
 	return g.write(ctx, cs, func() error { return g.CallStore.PutCalls(ctx, cs) })
 }
 
+func (g *gatedStore) PutCallsWithPushes(ctx context.Context, cs []*store.Call, ps []store.PushWithDeliveries) error {
+	return g.write(ctx, cs, func() error { return g.CallStore.PutCallsWithPushes(ctx, cs, ps) })
+}
+
 func (g *gatedStore) Batches() [][]string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -110,13 +115,19 @@ func TestCommitter(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
 			gs := &gatedStore{CallStore: e.st, gate: make(chan struct{}), fail: tt.fail}
-			g := newCommitter(gs)
+			g := newCommitter(gs, e.push)
 			errs := make([]error, 4)
+			pushIDs := make([]string, 4)
 			var wg sync.WaitGroup
 			put := func(i int) {
+				c := &store.Call{ID: fmt.Sprint("c", i), SDKAppID: testApp, Caller: "alice", State: store.CallRinging, Seq: 1}
+				st, err := e.push.Stage(context.Background(), testApp, "bob", nil, push.Request{Body: "ring"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				pushIDs[i] = st.ID
 				wg.Go(func() {
-					c := &store.Call{ID: fmt.Sprint("c", i), SDKAppID: testApp, Caller: "alice", State: store.CallRinging, Seq: 1}
-					errs[i] = g.Do(context.Background(), c)
+					errs[i] = g.Do(context.Background(), callWrite{call: c, pushes: []*push.Staged{st}})
 				})
 			}
 			put(0)
@@ -137,6 +148,14 @@ func TestCommitter(t *testing.T) {
 				if stored := gotErr == nil; stored != (want == nil) {
 					t.Errorf("%s: stored %v (%v), want %v", id, stored, gotErr, want == nil)
 				}
+				// The change's push goes out with it, or not at all.
+				sent := slices.ContainsFunc(e.push.Submits(), func(s submitted) bool { return s.ID == pushIDs[i] })
+				if sent != (want == nil) {
+					t.Errorf("%s: its push sent %v, want %v", id, sent, want == nil)
+				}
+			}
+			if p := e.push.Pending(); len(p) != 0 {
+				t.Errorf("pushes neither sent nor dropped: %v", p)
 			}
 			if got := gs.Batches(); !slices.EqualFunc(got, tt.wantBatches, slices.Equal) {
 				t.Errorf("batches %q, want %q", got, tt.wantBatches)
@@ -154,7 +173,7 @@ func TestCommitter(t *testing.T) {
 func TestGroupCommitFailureLeavesCallsUnchanged(t *testing.T) {
 	e := newEnv(t)
 	gs := &gatedStore{CallStore: e.st}
-	e.svc.commit = newCommitter(gs)
+	e.svc.commit = newCommitter(gs, e.push)
 	const n = 4
 	var ids []string
 	for i := range n {

@@ -34,7 +34,9 @@ var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 type fakePusher struct {
 	mu       sync.Mutex
 	n        int
-	submits  []submitted
+	staged   []submitted // staged, not yet committed or dropped
+	submits  []submitted // committed with their change
+	dropped  []string
 	expiries []expiry
 	fail     error
 }
@@ -44,8 +46,8 @@ type submitted struct {
 	App  int64
 	User string
 	Req  push.Request
-	// Regs are the registrations the service passed (SubmitTo); nil when
-	// it left the pipeline to read them (Submit).
+	// Regs are the registrations the service passed; nil when it left the
+	// pipeline to read them.
 	Regs []store.Registration
 }
 
@@ -54,23 +56,58 @@ type expiry struct {
 	Reason string
 }
 
-func (p *fakePusher) Submit(ctx context.Context, sdkAppID int64, userID string, req push.Request) (string, error) {
-	return p.SubmitTo(ctx, sdkAppID, userID, nil, req)
-}
-
-func (p *fakePusher) SubmitTo(_ context.Context, sdkAppID int64, userID string, regs []store.Registration, req push.Request) (string, error) {
+// Stage validates the request and hands out a push ID; the push counts
+// as submitted once Commit finds it written.
+func (p *fakePusher) Stage(_ context.Context, sdkAppID int64, userID string, regs []store.Registration, req push.Request) (*push.Staged, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.fail != nil {
-		return "", p.fail
+		return nil, p.fail
 	}
 	if err := push.ValidateRequest(req); err != nil {
-		return "", err
+		return nil, err
 	}
 	p.n++
 	id := fmt.Sprintf("push-%d", p.n)
-	p.submits = append(p.submits, submitted{ID: id, App: sdkAppID, User: userID, Req: req, Regs: slices.Clone(regs)})
-	return id, nil
+	p.staged = append(p.staged, submitted{ID: id, App: sdkAppID, User: userID, Req: req, Regs: slices.Clone(regs)})
+	return &push.Staged{ID: id}, nil
+}
+
+func (p *fakePusher) Commit(_ context.Context, groups [][]*push.Staged, write func() []bool) {
+	written := write()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, g := range groups {
+		for _, st := range g {
+			j := slices.IndexFunc(p.staged, func(s submitted) bool { return s.ID == st.ID })
+			if j < 0 {
+				panic("fakePusher: Commit of a push it did not stage: " + st.ID)
+			}
+			if written[i] {
+				p.submits = append(p.submits, p.staged[j])
+			} else {
+				p.dropped = append(p.dropped, st.ID)
+			}
+			p.staged = slices.Delete(p.staged, j, j+1)
+		}
+	}
+}
+
+func (p *fakePusher) Drop(staged []*push.Staged) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, st := range staged {
+		p.staged = slices.DeleteFunc(p.staged, func(s submitted) bool { return s.ID == st.ID })
+		p.dropped = append(p.dropped, st.ID)
+	}
+}
+
+// Pending lists the pushes staged and neither committed nor dropped: each
+// would hold workers in the real pipeline.
+func (p *fakePusher) Pending() []submitted {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.staged)
 }
 
 func (p *fakePusher) Expire(_ context.Context, ids []string, reason string) error {

@@ -8,13 +8,15 @@ import (
 	"time"
 
 	"github.com/ringd/ringd/internal/bus"
+	"github.com/ringd/ringd/internal/push"
 	"github.com/ringd/ringd/internal/settings"
 	"github.com/ringd/ringd/internal/store"
 )
 
 // op is one change of one call, made under the call's lock: what fn does
 // to the record, the events it produces (in Seq order), the pushes it
-// submitted and the webhooks to emit once the change is stored.
+// sends (written with the record) and the webhooks to emit once the
+// change is stored.
 type op struct {
 	s   *Service
 	ctx context.Context
@@ -29,9 +31,9 @@ type op struct {
 	pubs      []publication
 	types     []string // event types produced, for metrics
 	hooks     []hook
-	submitted []string // push IDs submitted by this change (expired again if it fails)
-	endReason string   // set when this change ended the call
-	dirty     bool     // the record changed without an event (a push recorded)
+	staged    []*push.Staged // pushes of this change, written with its record
+	endReason string         // set when this change ended the call
+	dirty     bool           // the record changed without an event (a push recorded)
 }
 
 type publication struct {
@@ -68,7 +70,7 @@ func (s *Service) changeLocked(ctx context.Context, ac *active, fn func(o *op) e
 		if backup.Seq == 0 {
 			ac.ended = true
 		}
-		o.undoPushes()
+		o.s.pusher.Drop(o.staged) // none was written (persist drops its own)
 		s.syncTimers(ac, o.now)
 		s.syncIndex(ac)
 		s.syncRinging(ac)
@@ -80,7 +82,9 @@ func (s *Service) changeLocked(ctx context.Context, ac *active, fn func(o *op) e
 	if o.rec.Seq == backup.Seq && !o.dirty {
 		return o.rec.view(), nil // nothing changed
 	}
-	if err := s.persist(ctx, o.rec, o.now); err != nil {
+	staged := o.staged
+	o.staged = nil // persist writes them or drops them
+	if err := s.persist(ctx, o.rec, o.now, staged); err != nil {
 		s.log.Error("calls: cannot store call change", "call", o.rec, "err", err)
 		return fail(err)
 	}
@@ -109,26 +113,18 @@ func (s *Service) changeLocked(ctx context.Context, ac *active, fn func(o *op) e
 	return o.rec.view(), nil
 }
 
-// persist writes the record, in a transaction it may share with the
-// changes of other calls (commit.go).
-func (s *Service) persist(ctx context.Context, r *record, now time.Time) error {
+// persist writes the record and the change's pushes, in a transaction it
+// may share with the changes of other calls (commit.go).
+func (s *Service) persist(ctx context.Context, r *record, now time.Time, staged []*push.Staged) error {
 	sc, err := r.toStore(now)
 	if err != nil {
+		s.pusher.Drop(staged)
 		return err
 	}
-	if err := s.commit.Do(ctx, sc); err != nil {
+	if err := s.commit.Do(ctx, callWrite{call: sc, pushes: staged}); err != nil {
 		return fmt.Errorf("calls: store call %s: %w", r.CallID, err)
 	}
 	return nil
-}
-
-func (o *op) undoPushes() {
-	if len(o.submitted) == 0 {
-		return
-	}
-	if err := o.s.pusher.Expire(o.ctx, o.submitted, "call_change_failed"); err != nil {
-		o.s.log.Warn("calls: cannot expire pushes of a failed change", "call_id", o.rec.CallID, "err", err)
-	}
 }
 
 // settings returns the app's settings, the defaults if they cannot be read

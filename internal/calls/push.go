@@ -338,26 +338,20 @@ func (o *op) missedPush(inv *Invitee) {
 	o.submit(inv, PushMissed, missedRequest(o.rec, o.foreground(inv.User)), nil)
 }
 
-// submit hands a push to the pipeline and records it. regs are the
-// user's registrations when this change has just read them (nil: the
-// pipeline reads them). A failure is logged and recorded on the invitee;
-// it never fails the change.
+// submit readies a push for the invitee, to be written with this change,
+// and records it. regs are the user's registrations when this change has
+// just read them (nil: the pipeline reads them). A failure is logged and
+// recorded on the invitee; it never fails the change.
 func (o *op) submit(inv *Invitee, kind string, req push.Request, regs []store.Registration) {
-	var id string
-	var err error
-	if regs != nil {
-		id, err = o.s.pusher.SubmitTo(o.ctx, o.rec.SDKAppID, inv.User, regs, req)
-	} else {
-		id, err = o.s.pusher.Submit(o.ctx, o.rec.SDKAppID, inv.User, req)
-	}
+	st, err := o.s.pusher.Stage(o.ctx, o.rec.SDKAppID, inv.User, regs, req)
 	if err != nil {
 		o.s.log.Warn("calls: push not submitted", "call", o.rec, "user", inv.User, "kind", kind, "err", err)
 		inv.PushError = kind + ": " + err.Error()
 		return
 	}
-	inv.Pushes = append(inv.Pushes, PushedDevice{PushID: id, Kind: kind})
-	o.rec.PushIDs = append(o.rec.PushIDs, id)
-	o.submitted = append(o.submitted, id)
+	inv.Pushes = append(inv.Pushes, PushedDevice{PushID: st.ID, Kind: kind})
+	o.rec.PushIDs = append(o.rec.PushIDs, st.ID)
+	o.staged = append(o.staged, st)
 	o.dirty = true
 }
 

@@ -70,8 +70,8 @@ type Service struct {
 	pusher  Pusher
 	emitter Emitter
 	m       *metrics
-	commit  *groupcommit.Group[*store.Call] // writes call changes, in shared transactions
-	expire  *groupcommit.Group[pushExpiry]  // expires ring pushes, in shared updates
+	commit  *groupcommit.Group[callWrite]  // writes call changes and their pushes, in shared transactions
+	expire  *groupcommit.Group[pushExpiry] // expires ring pushes, in shared updates
 	// sessions records devices connecting and disconnecting in shared
 	// transactions: a reconnect storm is thousands of them at once.
 	sessions *groupcommit.Group[*store.Session]
@@ -125,7 +125,7 @@ func New(cfg Config, st store.Store, hub *bus.Hub, pusher Pusher, emitter Emitte
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
 		cfg: cfg, clock: cfg.Clock, log: cfg.Logger, st: st, hub: hub, pusher: pusher, emitter: emitter,
-		m: newMetrics(cfg.Metrics), commit: newCommitter(st), expire: newExpirer(pusher), sessions: newSessionWriter(st),
+		m: newMetrics(cfg.Metrics), commit: newCommitter(st, pusher), expire: newExpirer(pusher), sessions: newSessionWriter(st),
 		ctx: ctx, cancel: cancel,
 		calls: map[string]*active{}, byUser: map[userKey]map[string]*active{},
 		idem:    newIdempotency(cfg.RequestTTL),

@@ -25,16 +25,16 @@ type nopPusher struct {
 	n  int
 }
 
-func (p *nopPusher) Submit(context.Context, int64, string, push.Request) (string, error) {
+func (p *nopPusher) Stage(context.Context, int64, string, []store.Registration, push.Request) (*push.Staged, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.n++
-	return fmt.Sprint("push-", p.n), nil
+	return &push.Staged{ID: fmt.Sprint("push-", p.n)}, nil
 }
 
-func (p *nopPusher) SubmitTo(ctx context.Context, app int64, user string, _ []store.Registration, req push.Request) (string, error) {
-	return p.Submit(ctx, app, user, req)
-}
+func (p *nopPusher) Commit(_ context.Context, _ [][]*push.Staged, write func() []bool) { write() }
+
+func (p *nopPusher) Drop([]*push.Staged) {}
 
 func (p *nopPusher) Expire(context.Context, []string, string) error { return nil }
 

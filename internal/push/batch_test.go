@@ -198,9 +198,11 @@ func BenchmarkClaimAndFinish(b *testing.B) {
 	})
 }
 
-// SubmitTo pushes to the registrations it is given, without reading the
-// user's again: a call has just read them to decide whom to ring.
-func TestSubmitToGivenRegistrations(t *testing.T) {
+// A staged push goes to the registrations it is given, without reading
+// the user's again (a call has just read them), and is written by the
+// caller's own transaction: Commit counts and sends the groups written,
+// and gives back the workers of the others.
+func TestStageAndCommit(t *testing.T) {
 	prod, _ := newCerts()
 	e := newTestEnv(t, prod)
 	e.register("bob", tokenA, store.KindAlert, "", prod, time.Now())
@@ -212,22 +214,40 @@ func TestSubmitToGivenRegistrations(t *testing.T) {
 	}
 	reads := &registrationReads{Store: e.st}
 	e.svc = New(e.svc.cfg, reads, e.sender, storeCreds{e.st})
+	e.run()
+	workersIdle := func() error {
+		if res := e.svc.direct.Reserve(e.svc.cfg.Workers); res != nil {
+			res.Release()
+			return nil
+		}
+		return errNotYet
+	}
+	checkFor(t, 5*time.Second, time.Millisecond, workersIdle) // Run has started
+
 	tests := []struct {
 		name       string
 		regs       []store.Registration
+		written    bool
 		wantTokens []string
 	}{
-		{"one of two", all[:1], []string{all[0].Token}},
-		{"both", all, []string{all[0].Token, all[1].Token}},
-		{"none", nil, nil},
+		{"one of two", all[:1], true, []string{all[0].Token}},
+		{"both", all, true, []string{all[0].Token, all[1].Token}},
+		{"none", []store.Registration{}, true, nil},
+		{"not written", all, false, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			id, err := e.svc.SubmitTo(ctx, testApp, "bob", tc.regs, Request{Body: "hi"})
+			st, err := e.svc.Stage(ctx, testApp, "bob", tc.regs, Request{Body: "hi"})
 			if err != nil {
 				t.Fatal(err)
 			}
-			ds, err := e.st.Deliveries(ctx, id)
+			e.svc.Commit(ctx, [][]*Staged{{st}}, func() []bool {
+				if !tc.written {
+					return []bool{false}
+				}
+				return []bool{e.st.CreatePushes(ctx, []store.PushWithDeliveries{st.Push()}) == nil}
+			})
+			ds, err := e.st.Deliveries(ctx, st.ID)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -240,10 +260,16 @@ func TestSubmitToGivenRegistrations(t *testing.T) {
 			if !slices.Equal(tokens, want) {
 				t.Errorf("deliveries to %v, want %v", tokens, want)
 			}
+			if tc.written && len(want) > 0 {
+				e.waitStatus(st.ID, StatusDelivered)
+			}
+			// Every worker is free again: a written push's were used and
+			// given back, an unwritten one's were given back at once.
+			checkFor(t, 5*time.Second, time.Millisecond, workersIdle)
 		})
 	}
 	if n := reads.n.Load(); n != 0 {
-		t.Errorf("SubmitTo read the registrations %d times", n)
+		t.Errorf("Stage read the registrations it was given %d times", n)
 	}
 	if _, err := e.svc.Submit(ctx, testApp, "bob", Request{Body: "hi"}); err != nil {
 		t.Fatal(err)

@@ -167,42 +167,25 @@ type prepared struct {
 // Submit accepts a push for one user: it writes the push and one delivery
 // per device in one transaction, then wakes the workers. It returns the
 // push ID, or an *Error for a request that can never be sent.
+//
+// When enough workers are idle, the deliveries are written leased and
+// handed to them at once: a single push then skips the claim, a write
+// transaction, and the wait for it.
 func (s *Service) Submit(ctx context.Context, sdkAppID int64, userID string, req Request) (string, error) {
-	return s.submit(ctx, sdkAppID, userID, req, func() ([]store.Registration, error) {
-		return s.st.Registrations(ctx, sdkAppID, userID)
+	st, err := s.Stage(ctx, sdkAppID, userID, nil, req)
+	if err != nil {
+		return "", err
+	}
+	// Pushes submitted one at a time, many at once, share their commits
+	// the way the workers' outcomes do.
+	s.Commit(ctx, [][]*Staged{{st}}, func() []bool {
+		err = s.intake.Do(ctx, st.pd)
+		return []bool{err == nil}
 	})
-}
-
-// SubmitTo is Submit for a caller that has just read the user's
-// registrations (regs, nil for none) to decide whom to push to, as a call
-// does: reading them again would double the reads of every invite.
-func (s *Service) SubmitTo(ctx context.Context, sdkAppID int64, userID string, regs []store.Registration, req Request) (string, error) {
-	return s.submit(ctx, sdkAppID, userID, req, func() ([]store.Registration, error) { return regs, nil })
-}
-
-func (s *Service) submit(ctx context.Context, sdkAppID int64, userID string, req Request, registrations func() ([]store.Registration, error)) (string, error) {
-	p, err := s.prepare(req)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("push: create push: %w", err)
 	}
-	if err := checkUser(userID); err != nil {
-		return "", err
-	}
-	if err := s.admit(sourceOf(req)); err != nil {
-		return "", err
-	}
-	regs, err := registrations()
-	if err != nil {
-		return "", fmt.Errorf("push: registrations of %q: %w", userID, err)
-	}
-	id, dispatched, err := s.submitOne(ctx, sdkAppID, userID, regs, p)
-	if err != nil {
-		return "", err
-	}
-	if !dispatched {
-		s.Wake()
-	}
-	return id, nil
+	return st.ID, nil
 }
 
 // SubmitBatch accepts the same push for up to MaxBatchUsers users and
@@ -324,55 +307,6 @@ func (s *Service) expiresAt(req Request, now time.Time) (time.Time, error) {
 		return time.Time{}, errorf(CodeBadExpiration, "expiration %d is in the past (now is %d): use 0 for deliver now or never", *req.Expiration, now.Unix())
 	}
 	return at, nil
-}
-
-// submitOne writes one user's push to regs, the user's registrations.
-// When enough workers are idle, its deliveries are written leased and
-// handed to them at once (dispatched): a call's ring push then skips the
-// claim, a write transaction, and the wait for it. Otherwise the workers
-// are to be woken to claim them.
-func (s *Service) submitOne(ctx context.Context, sdkAppID int64, userID string, regs []store.Registration, p *prepared) (id string, dispatched bool, err error) {
-	pd, err := newPushFor(sdkAppID, userID, regs, p)
-	if err != nil {
-		return "", false, err
-	}
-	var pending []*store.Delivery
-	for _, d := range pd.Deliveries {
-		if d.State == statePending {
-			pending = append(pending, d)
-		}
-	}
-	res := s.direct.Reserve(len(pending))
-	if res != nil {
-		lease := s.cfg.Now().Add(s.cfg.Lease)
-		for _, d := range pending {
-			d.LeaseUntil = lease
-		}
-	}
-	// Calls submit their pushes one at a time, many at once: they share
-	// their commits the way the workers' outcomes do.
-	s.counting.RLock()
-	if err := s.intake.Do(ctx, pd); err != nil {
-		s.counting.RUnlock()
-		if res != nil {
-			res.Release()
-		}
-		return "", false, fmt.Errorf("push: create push: %w", err)
-	}
-	s.counted(pd)
-	s.counting.RUnlock()
-	s.reportUnsendable(ctx, pd, p)
-	if res == nil {
-		return pd.Push.ID, false, nil
-	}
-	s.plans.add(&pushPlan{push: *pd.Push, requestPlan: p.plan})
-	items := make([]store.Delivery, len(pending))
-	for i, d := range pending {
-		items[i] = *d
-	}
-	// false: the workers stopped meanwhile; the deliveries stay leased
-	// until their lease ends, then any claim takes them.
-	return pd.Push.ID, res.Dispatch(items), nil
 }
 
 // newPushFor makes the user's push and one delivery per target among
