@@ -23,7 +23,7 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.
 		return st, nil
 	}
 	path := filepath.Join(cfg.DataDir, "ringd.db")
-	st, err := sqlite.Open(ctx, path)
+	st, err := sqlite.Open(ctx, path, sqlite.WithLogger(log))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}

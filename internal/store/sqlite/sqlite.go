@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"strings"
 	"time"
@@ -21,6 +22,12 @@ import (
 // Store is a store.Store over one SQLite database file.
 type Store struct {
 	*sqlstore.DB
+	cp *checkpointer
+}
+
+// Close stops the background checkpoints and closes the database.
+func (s *Store) Close() error {
+	return errors.Join(s.cp.close(), s.DB.Close())
 }
 
 var _ store.Store = (*Store)(nil)
@@ -41,8 +48,11 @@ const (
 		"&_pragma=busy_timeout(5000)" +
 		"&_pragma=journal_mode(WAL)" +
 		"&_pragma=synchronous(NORMAL)" +
-		"&_pragma=foreign_keys(1)"
-	readerParams = "_pragma=busy_timeout(5000)" +
+		"&_pragma=foreign_keys(1)" +
+		"&_pragma=wal_autocheckpoint(" + autoCheckpointPages + ")" + // checkpoint.go
+		"&_pragma=journal_size_limit(67108864)"
+	checkpointParams = "_pragma=busy_timeout(5000)"
+	readerParams     = "_pragma=busy_timeout(5000)" +
 		"&_pragma=foreign_keys(1)" +
 		"&_pragma=query_only(1)" +
 		"&_pragma=cache_size(-512)"
@@ -51,19 +61,40 @@ const (
 // Open opens (creating if needed) the database file at path and migrates
 // it. path must name a file: an in-memory database would give the writer
 // and the readers different databases.
-func Open(ctx context.Context, path string) (*Store, error) {
-	return open(ctx, path, dialect)
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	return open(ctx, path, dialect, opts...)
 }
 
-func open(ctx context.Context, path string, d sqlstore.Dialect) (*Store, error) {
+// Option changes how Open sets the store up.
+type Option func(*options)
+
+type options struct {
+	log             *slog.Logger
+	checkpointEvery time.Duration
+}
+
+// WithLogger logs what the store does in the background (its checkpoints)
+// to log; without it, nothing is logged.
+func WithLogger(log *slog.Logger) Option { return func(o *options) { o.log = log } }
+
+func open(ctx context.Context, path string, d sqlstore.Dialect, opts ...Option) (*Store, error) {
+	o := options{log: slog.New(slog.DiscardHandler), checkpointEvery: checkpointEvery}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if err := checkPath(path); err != nil {
 		return nil, err
 	}
-	db, err := openWithRetry(ctx, path, d)
+	db, w, err := openWithRetry(ctx, path, d)
 	if err != nil {
 		return nil, err
 	}
-	return &Store{DB: db}, nil
+	cp, err := startCheckpointer(path, w, o.log, o.checkpointEvery)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return &Store{DB: db, cp: cp}, nil
 }
 
 // openBusyFor bounds how long Open waits for another opener of the same
@@ -74,37 +105,39 @@ const openBusyFor = 10 * time.Second
 // first connection switches a new file to WAL, which needs the file to
 // itself, and SQLite answers a concurrent opener SQLITE_BUSY at once
 // there instead of waiting out busy_timeout.
-func openWithRetry(ctx context.Context, path string, d sqlstore.Dialect) (*sqlstore.DB, error) {
+// It returns the store and its writer pool.
+func openWithRetry(ctx context.Context, path string, d sqlstore.Dialect) (*sqlstore.DB, *sql.DB, error) {
 	deadline := time.Now().Add(openBusyFor)
 	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
-		db, err := openOnce(ctx, path, d)
+		db, w, err := openOnce(ctx, path, d)
 		if err == nil || !isBusy(err) || time.Now().After(deadline) {
-			return db, err
+			return db, w, err
 		}
 		select {
 		case <-ctx.Done():
-			return nil, errors.Join(err, ctx.Err())
+			return nil, nil, errors.Join(err, ctx.Err())
 		case <-time.After(wait):
 		}
 	}
 }
 
-func openOnce(ctx context.Context, path string, d sqlstore.Dialect) (*sqlstore.DB, error) {
+func openOnce(ctx context.Context, path string, d sqlstore.Dialect) (*sqlstore.DB, *sql.DB, error) {
 	w, err := sql.Open("sqlite", path+"?"+writerParams)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite open %s: %w", path, err)
+		return nil, nil, fmt.Errorf("sqlite open %s: %w", path, err)
 	}
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	r, err := sql.Open("sqlite", path+"?"+readerParams)
 	if err != nil {
 		_ = w.Close()
-		return nil, fmt.Errorf("sqlite open %s: %w", path, err)
+		return nil, nil, fmt.Errorf("sqlite open %s: %w", path, err)
 	}
 	n := max(4, runtime.GOMAXPROCS(0))
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	return sqlstore.New(ctx, w, r, d) // closes both pools on error
+	db, err := sqlstore.New(ctx, w, r, d) // closes both pools on error
+	return db, w, err
 }
 
 func isBusy(err error) bool {

@@ -1,0 +1,109 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// SQLite's automatic checkpoint runs inside the commit that takes the WAL
+// past 1000 pages: it copies some 4 MB back into the database file and
+// flushes it, and every writer queued behind that commit waits for the
+// flush. That flush set the tail of a call's latency (docs/performance.md:
+// with the flush off, invite → APNs request p99 fell from ~40 to 5–14 ms).
+//
+// So a connection of ringd's own copies the WAL back every
+// checkpointEvery with a passive checkpoint, beside the writer and
+// flushing on its own time, and the commit's automatic checkpoint waits
+// for 10000 pages, by when nearly everything has been copied: it has
+// little left to copy and flush, and the WAL then starts over. When a
+// background step leaves only a little, the writer's connection copies it
+// between two transactions, so that a WAL written slowly starts over
+// without waiting for those 10000 pages.
+//
+// A checkpoint from the other connection alone does not do: under steady
+// writes it never catches up, and a WAL that is never wholly copied back
+// cannot start over; it grew without bound when tried.
+const (
+	checkpointEvery = 100 * time.Millisecond
+	// checkpointFinishBelow is how many frames a background step may leave
+	// for the writer's connection to copy.
+	checkpointFinishBelow = 256
+	// autoCheckpointPages is when a commit checkpoints (SQLite's default is
+	// 1000): a WAL of about 40 MB at most.
+	autoCheckpointPages = "10000"
+)
+
+// checkpointer runs the two steps until close.
+type checkpointer struct {
+	own, writer *sql.DB
+	log         *slog.Logger
+	stop        context.CancelFunc
+	done        sync.WaitGroup
+}
+
+func startCheckpointer(path string, writer *sql.DB, log *slog.Logger, every time.Duration) (*checkpointer, error) {
+	own, err := sql.Open("sqlite", path+"?"+checkpointParams)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite open %s: %w", path, err)
+	}
+	own.SetMaxOpenConns(1)
+	own.SetMaxIdleConns(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &checkpointer{own: own, writer: writer, log: log, stop: cancel}
+	c.done.Go(func() { c.run(ctx, every) })
+	return c, nil
+}
+
+func (c *checkpointer) run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := c.step(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			c.log.Warn("sqlite: background checkpoint failed; commits checkpoint instead", "err", err)
+			failing = true
+		case err == nil && failing:
+			c.log.Info("sqlite: background checkpoint works again")
+			failing = false
+		}
+	}
+}
+
+// step copies what it can beside the writer, then lets the writer's
+// connection finish when little is left.
+func (c *checkpointer) step(ctx context.Context) error {
+	left, err := checkpoint(ctx, c.own)
+	if err != nil || left == 0 || left >= checkpointFinishBelow {
+		return err
+	}
+	_, err = checkpoint(ctx, c.writer)
+	return err
+}
+
+// checkpoint runs a passive checkpoint on db and returns how many frames
+// of the WAL it left uncopied.
+func checkpoint(ctx context.Context, db *sql.DB) (int, error) {
+	var busy, frames, copied int
+	err := db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite checkpoint: %w", err)
+	}
+	return max(frames-copied, 0), nil
+}
+
+func (c *checkpointer) close() error {
+	c.stop()
+	c.done.Wait()
+	return c.own.Close()
+}
