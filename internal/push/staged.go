@@ -115,7 +115,8 @@ func (s *Service) Drop(staged []*Staged) {
 
 // sendWritten reports a written push's deliveries that failed before any
 // attempt and hands its pending ones to the workers it reserved. It
-// returns false when no worker was reserved: the workers must claim them.
+// returns false when pending deliveries were written without workers
+// reserved for them: the workers must be woken to claim them.
 func (s *Service) sendWritten(ctx context.Context, st *Staged) bool {
 	s.reportUnsendable(ctx, st.pd, st.p)
 	if st.res == nil {
