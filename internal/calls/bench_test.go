@@ -65,19 +65,7 @@ func BenchmarkInviteParallel(b *testing.B) {
 				e.register(u, "phone", store.KindVoIP)
 				subs = append(subs, e.connect(u, "watch", bus.Background))
 			}
-			stop := make(chan struct{})
-			var drained sync.WaitGroup
-			for _, s := range subs {
-				drained.Go(func() {
-					for {
-						select {
-						case <-s.C():
-						case <-stop:
-							return
-						}
-					}
-				})
-			}
+			stopDrain := drain(subs)
 			var n atomic.Int64
 			b.SetParallelism(par)
 			b.ReportAllocs()
@@ -95,8 +83,7 @@ func BenchmarkInviteParallel(b *testing.B) {
 			})
 			done()
 			b.StopTimer()
-			close(stop)
-			drained.Wait()
+			stopDrain()
 		})
 	}
 }
@@ -126,22 +113,13 @@ func BenchmarkCallFlow(b *testing.B) {
 	e := newEnv(b)
 	e.settings(func(s *settings.Settings) { s.CallWaiting = true; s.InvitesPerMinute = 10000 })
 	const pairs = 64
-	stop := make(chan struct{})
-	var drained sync.WaitGroup
+	var subs []*bus.Subscription
 	for i := range pairs {
 		for _, u := range []string{fmt.Sprint("caller", i), fmt.Sprint("callee", i)} {
-			s := e.connect(u, "phone", bus.Foreground)
-			drained.Go(func() {
-				for {
-					select {
-					case <-s.C():
-					case <-stop:
-						return
-					}
-				}
-			})
+			subs = append(subs, e.connect(u, "phone", bus.Foreground))
 		}
 	}
+	stopDrain := drain(subs)
 	var next atomic.Int64
 	b.SetParallelism(pairs / runtime.GOMAXPROCS(0))
 	b.ReportAllocs()
@@ -166,6 +144,24 @@ func BenchmarkCallFlow(b *testing.B) {
 	})
 	done()
 	b.StopTimer()
-	close(stop)
-	drained.Wait()
+	stopDrain()
+}
+
+// drain reads the events of subs until the returned stop is called, as
+// connected devices would, so that publishing never waits on them.
+func drain(subs []*bus.Subscription) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, s := range subs {
+		wg.Go(func() {
+			for {
+				select {
+				case <-s.C():
+				case <-done:
+					return
+				}
+			}
+		})
+	}
+	return func() { close(done); wg.Wait() }
 }
