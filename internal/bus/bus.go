@@ -6,6 +6,7 @@ package bus
 
 import (
 	"encoding/json"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -67,13 +68,13 @@ type userKey struct {
 // Hub is the in-process bus.
 type Hub struct {
 	mu     sync.RWMutex
-	users  map[userKey]map[uint64]*Subscription
+	users  map[userKey][]*Subscription // a user's sessions are few: a slice costs a word each, a map ~250 bytes
 	nextID atomic.Uint64
 	count  atomic.Int64
 }
 
 // NewHub returns an empty hub.
-func NewHub() *Hub { return &Hub{users: map[userKey]map[uint64]*Subscription{}} }
+func NewHub() *Hub { return &Hub{users: map[userKey][]*Subscription{}} }
 
 // Subscribe registers a session of a device in the given app state.
 func (h *Hub) Subscribe(sdkAppID int64, userID, deviceID, state string) *Subscription {
@@ -103,10 +104,7 @@ func (h *Hub) SubscribeFunc(sdkAppID int64, userID, deviceID, state string, deli
 func (h *Hub) add(s *Subscription) {
 	k := userKey{s.SDKAppID, s.UserID}
 	h.mu.Lock()
-	if h.users[k] == nil {
-		h.users[k] = map[uint64]*Subscription{}
-	}
-	h.users[k][s.ID] = s
+	h.users[k] = append(h.users[k], s)
 	h.mu.Unlock()
 	h.count.Add(1)
 }
@@ -131,12 +129,14 @@ func (h *Hub) Unsubscribe(s *Subscription) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	subs := h.users[k]
-	if _, ok := subs[s.ID]; !ok {
+	i := slices.Index(subs, s)
+	if i < 0 {
 		return
 	}
-	delete(subs, s.ID)
-	if len(subs) == 0 {
+	if subs = slices.Delete(subs, i, i+1); len(subs) == 0 {
 		delete(h.users, k)
+	} else {
+		h.users[k] = subs
 	}
 	h.count.Add(-1)
 }
@@ -199,11 +199,7 @@ func (h *Hub) Devices(sdkAppID int64, userID string) []Device {
 func (h *Hub) Sessions(sdkAppID int64, userID string) []*Subscription {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	out := make([]*Subscription, 0, len(h.users[userKey{sdkAppID, userID}]))
-	for _, s := range h.users[userKey{sdkAppID, userID}] {
-		out = append(out, s)
-	}
-	return out
+	return slices.Clone(h.users[userKey{sdkAppID, userID}])
 }
 
 // Count is the number of live sessions.
