@@ -6,15 +6,12 @@
 package gateway
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	mrand "math/rand/v2"
@@ -26,12 +23,12 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ringd/ringd/internal/bus"
 	"github.com/ringd/ringd/internal/calls"
 	"github.com/ringd/ringd/internal/ratelimit"
+	"github.com/ringd/ringd/internal/wsconn"
 )
 
 // Defaults of Config.
@@ -188,7 +185,9 @@ type Gateway struct {
 	beatWG   sync.WaitGroup // the heartbeat goroutine
 	quit     chan struct{}  // closed by Close: the heartbeat goroutine exits
 	quitOnce sync.Once
-	starting chan struct{} // a slot per session starting (Config.MaxStarting)
+	starting chan struct{}  // a slot per session starting (Config.MaxStarting)
+	waiter   *wsconn.Waiter // idle sessions' wait for their clients; nil: a goroutine each
+	noWaiter bool           // none can be made here
 }
 
 // New returns a gateway; serve its Handler.
@@ -257,6 +256,12 @@ func (g *Gateway) Close() {
 	g.wg.Wait()
 	g.quitOnce.Do(func() { close(g.quit) })
 	g.beatWG.Wait()
+	g.mu.Lock()
+	w := g.waiter
+	g.mu.Unlock()
+	if w != nil {
+		_ = w.Close()
+	}
 }
 
 func (g *Gateway) closeAll() {
@@ -268,6 +273,7 @@ func (g *Gateway) closeAll() {
 	g.mu.Unlock()
 	for _, s := range list {
 		s.end("closed")
+		_ = s.conn.CloseNow() // also those waiting for a close handshake
 	}
 }
 
@@ -330,11 +336,11 @@ func (g *Gateway) connect(w http.ResponseWriter, r *http.Request) {
 			g.perIP.Release(ip)
 		}
 	}()
-	if !headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", "websocket") {
+	if !wsconn.HeaderHasToken(r.Header, "Connection", "upgrade") || !wsconn.HeaderHasToken(r.Header, "Upgrade", "websocket") {
 		writeHTTPError(w, http.StatusUpgradeRequired, "websocket_required", "GET /v1/connect is a WebSocket endpoint; see docs/protocol.md")
 		return
 	}
-	if protos := headerTokens(r.Header, "Sec-WebSocket-Protocol"); len(protos) > 0 && !contains(protos, Protocol) {
+	if protos := wsconn.HeaderTokens(r.Header, "Sec-WebSocket-Protocol"); len(protos) > 0 && !contains(protos, Protocol) {
 		writeHTTPError(w, http.StatusBadRequest, "unsupported_protocol",
 			"this server speaks the subprotocol "+Protocol+" only (asked for "+truncate(strings.Join(protos, ", "), 100)+")")
 		return
@@ -405,31 +411,32 @@ func (g *Gateway) connect(w http.ResponseWriter, r *http.Request) {
 	// request's context values: holding it would pin it (and what it
 	// references) for the session's life.
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	opts := &websocket.AcceptOptions{
-		Subprotocols:   []string{Protocol},
-		OriginPatterns: g.cfg.OriginPatterns,
-		OnPingReceived: func(context.Context, []byte) bool { s.touch(); return true },
-		OnPongReceived: func(context.Context, []byte) { s.touch() },
+	opts := wsconn.Options{
+		Subprotocol:  Protocol,
+		ReadLimit:    int64(4 * g.cfg.MaxFrame),
+		WriteTimeout: g.cfg.WriteTimeout,
+		OnControl:    s.touch,
 	}
-	if len(g.cfg.OriginPatterns) == 0 {
-		opts.InsecureSkipVerify = true // see Config.OriginPatterns
+	if len(g.cfg.OriginPatterns) > 0 { // none: every origin (see Config.OriginPatterns)
+		opts.OriginPatterns = g.cfg.OriginPatterns
 	}
-	hj := &hijacker{ResponseWriter: w}
-	c, err := websocket.Accept(hj, r, opts)
+	c, err := wsconn.Upgrade(w, r, opts)
 	if err != nil {
 		s.cancel()
 		g.log.Debug("websocket upgrade failed", "err", err)
 		return
 	}
-	s.conn, s.br, s.pc, s.early = c, hj.br, hj.pc, hj.early
-	c.SetReadLimit(int64(4 * g.cfg.MaxFrame))
+	s.conn = c
 
 	g.mu.Lock()
 	if g.draining {
 		g.mu.Unlock()
 		s.cancel()
-		_ = c.Close(websocket.StatusServiceRestart, "server restarting")
+		_ = c.Close(wsconn.StatusServiceRestart, "server restarting")
 		return
+	}
+	if g.waiter == nil && !g.noWaiter {
+		g.startWaiter()
 	}
 	g.sessions[s] = struct{}{}
 	s.nextBeat = g.cfg.HeartbeatTimeout / 3
@@ -445,6 +452,18 @@ func (g *Gateway) connect(w http.ResponseWriter, r *http.Request) {
 	// The request's goroutine ends here, and with it what net/http holds
 	// for the request (its buffers, headers, connection state).
 	go s.start()
+}
+
+// startWaiter starts the Waiter of idle sessions with the first session.
+// g.mu must be held.
+func (g *Gateway) startWaiter() {
+	w, err := wsconn.NewWaiter()
+	if err != nil {
+		g.noWaiter = true
+		g.log.Info("idle websocket sessions wait on a goroutine each", "err", err)
+		return
+	}
+	g.waiter = w
 }
 
 // endSession forgets a session that has ended.
@@ -505,77 +524,11 @@ func (g *Gateway) heartbeat() {
 	}
 }
 
-// connBufferSize sizes the read and write buffers of a hijacked
-// connection. net/http hands over 4 KiB each, held for the session's life;
-// what an idle session reads and writes (pings and pongs) fits in far
-// less, and a larger frame is read or written past the buffer directly.
-const connBufferSize = 256
-
-// hijacker gives websocket.Accept the hijacked connection with
-// connBufferSize buffers instead of net/http's, wrapped in a pollConn
-// when the socket allows, and keeps both for the session.
-type hijacker struct {
-	http.ResponseWriter
-	br    *bufio.Reader
-	pc    *pollConn // nil: no shallow idle wait on this connection
-	early bool      // the client's first frames came with its request
-}
-
-func (h *hijacker) Unwrap() http.ResponseWriter { return h.ResponseWriter }
-
-func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := brw.Writer.Flush(); err != nil { // empty after the 101, but never drop bytes
-		return nil, nil, err
-	}
-	if h.pc = newPollConn(c); h.pc != nil {
-		c = h.pc
-	}
-	n := brw.Reader.Buffered() // frames the client sent right after its request
-	if n == 0 {
-		h.br = bufio.NewReaderSize(c, connBufferSize)
-		return c, bufio.NewReadWriter(h.br, bufio.NewWriterSize(c, connBufferSize)), nil
-	}
-	h.early = true
-	early, _ := brw.Reader.Peek(n)
-	h.br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), c), max(n, connBufferSize))
-	// Move them into the new buffer, where websocket.Accept looks for
-	// them; the read stops at them and does not wait for the network.
-	if _, err := h.br.Peek(n); err != nil {
-		return nil, nil, err
-	}
-	return c, bufio.NewReadWriter(h.br, bufio.NewWriterSize(c, connBufferSize)), nil
-}
-
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 func contains(list []string, s string) bool {
 	for _, v := range list {
 		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-func headerTokens(h http.Header, key string) []string {
-	var out []string
-	for _, v := range h.Values(key) {
-		for t := range strings.SplitSeq(v, ",") {
-			if t = strings.TrimSpace(t); t != "" {
-				out = append(out, t)
-			}
-		}
-	}
-	return out
-}
-
-func headerHasToken(h http.Header, key, token string) bool {
-	for _, t := range headerTokens(h, key) {
-		if strings.EqualFold(t, token) {
 			return true
 		}
 	}

@@ -1,28 +1,25 @@
 package gateway
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/ringd/ringd/internal/bus"
 	"github.com/ringd/ringd/internal/calls"
+	"github.com/ringd/ringd/internal/wsconn"
 )
 
 // Close codes the server uses besides the standard ones (1008 too many bad
 // frames, 1009 frame over the hard limit, 1011 sync failed, 1012 draining).
 const (
-	CloseKicked    websocket.StatusCode = 4001 // another login took over: do not reconnect
-	CloseLoggedOut websocket.StatusCode = 4002 // the device logged out: do not reconnect
-	CloseLagging   websocket.StatusCode = 4003 // the session fell behind: reconnect now to resync
+	CloseKicked    wsconn.StatusCode = 4001 // another login took over: do not reconnect
+	CloseLoggedOut wsconn.StatusCode = 4002 // the device logged out: do not reconnect
+	CloseLagging   wsconn.StatusCode = 4003 // the session fell behind: reconnect now to resync
 )
 
 // Kick reasons.
@@ -41,7 +38,7 @@ type kickPayload struct {
 type outFrame struct {
 	typ         string
 	data        []byte
-	closeCode   websocket.StatusCode
+	closeCode   wsconn.StatusCode
 	closeReason string
 }
 
@@ -51,17 +48,18 @@ type job struct {
 	data any
 }
 
-// session is one WebSocket. An idle session is one goroutine (the reader,
-// parked in a read) and a few hundred bytes of state: the worker of
-// requests and the writer of bus messages start when there is something to
-// do and exit when done, the gateway's single heartbeat goroutine pings
-// it, and frames are written by whichever goroutine has one to send
-// (websocket.Conn serialises writes). Hundreds of thousands of sessions
-// mostly sit idle, so every goroutine, buffer and timer held while idle is
-// multiplied by that.
+// session is one WebSocket. An idle session is a few hundred bytes of
+// state and its socket, waiting in the gateway's wsconn.Waiter: no
+// goroutine. A burst of client frames is read by a goroutine that exits
+// when the burst is read, the worker of requests and the writer of bus
+// messages start when there is something to do and exit when done, the
+// gateway's single heartbeat goroutine pings it, and frames are written
+// by whichever goroutine has one to send (wsconn.Conn serialises writes).
+// Hundreds of thousands of sessions mostly sit idle, so every goroutine,
+// buffer and timer held while idle is multiplied by that.
 type session struct {
 	g                        *Gateway
-	conn                     *websocket.Conn
+	conn                     *wsconn.Conn
 	sub                      *bus.Subscription
 	sdkAppID                 int64
 	userID, deviceID, policy string
@@ -81,15 +79,7 @@ type session struct {
 	bad      window // reader only
 	flooding bool   // reader only
 
-	// br is the connection's read buffer and pc its socket, for the
-	// reader's shallow idle wait (pc nil: none). brMu keeps the reader's
-	// look into br apart from a close handshake reading the peer's answer.
-	br       *bufio.Reader
-	pc       *pollConn
-	brMu     sync.Mutex
-	early    bool           // frames came with the upgrade request: websocket.Accept put them in front of br's reader, not in the socket
-	burst    sync.WaitGroup // the goroutine reading a burst of frames
-	readDone bool           // set by that goroutine: the connection is gone
+	readable func() // readBurst, made once: the connection's wait keeps it
 
 	mu         sync.Mutex
 	queue      []job // requests waiting for the worker
@@ -142,6 +132,8 @@ func (s *session) goLocked(f func()) bool {
 
 // end stops the session for reason (the first reason given wins): nothing
 // new starts, and closing the connection ends the reader, which cleans up.
+// After a close frame the socket stays open for the client's answer, which
+// ends the reader too (or the close handshake's timeout does).
 func (s *session) end(reason string) {
 	s.mu.Lock()
 	if s.reason == "" {
@@ -150,7 +142,9 @@ func (s *session) end(reason string) {
 	s.ended = true
 	s.mu.Unlock()
 	s.cancel()
-	_ = s.conn.CloseNow()
+	if !s.conn.Closing() {
+		_ = s.conn.CloseNow()
+	}
 }
 
 func (s *session) drain(after time.Duration) {
@@ -161,24 +155,22 @@ func (s *session) drain(after time.Duration) {
 }
 
 // start subscribes, applies the login policy, writes hello, the sync and
-// sync_done (at most Config.MaxStarting sessions at once), then hands the
-// session to a reader goroutine and returns. Its goroutine, with the stack
-// that the store calls grew, is gone while the session idles.
+// sync_done (at most Config.MaxStarting sessions at once), then leaves
+// the session waiting for its client and returns. Its goroutine, with the
+// stack that the store calls grew, is gone while the session idles.
 func (s *session) start() {
 	g := s.g
 	// Subscribed even while waiting for a slot, so that closeWith and
 	// the session's end always have a subscription to leave.
 	s.sub = g.hub.SubscribeFunc(s.sdkAppID, s.userID, s.deviceID, s.state, s.offer)
 	reason := "closed"
-	select {
-	case g.starting <- struct{}{}:
+	if s.takeStartSlot() {
 		if s.policy == LoginSingle {
 			s.kickOthers()
 		}
 		s.debug("session started", "state", s.state, "policy", s.policy)
 		reason = s.sync()
 		<-g.starting
-	case <-s.ctx.Done():
 	}
 	if reason != "" {
 		s.end(reason)
@@ -188,13 +180,38 @@ func (s *session) start() {
 		s.startWriterLocked()
 		s.mu.Unlock()
 	}
-	go s.serve()
+	s.readable = s.readBurst
+	s.conn.AwaitFunc(g.waiter, s.readable)
 }
 
-// serve reads until the connection ends, then cleans up.
-func (s *session) serve() {
+// takeStartSlot waits for one of the Config.MaxStarting slots; false: the
+// session ended first. The context's Done channel is only asked for when
+// the slot is not free at once: it would be held for the session's life.
+func (s *session) takeStartSlot() bool {
+	select {
+	case s.g.starting <- struct{}{}:
+		return true
+	default:
+	}
+	select {
+	case s.g.starting <- struct{}{}:
+		return true
+	case <-s.ctx.Done():
+		return false
+	}
+}
+
+// requestCtx bounds a call-service request of the session's start. It does
+// not derive from s.ctx, which would keep the bookkeeping of its
+// cancelled children (a map) for the session's life; a start that
+// outlives its session is bounded by RequestTimeout instead.
+func (s *session) requestCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), s.g.cfg.RequestTimeout)
+}
+
+// finish cleans up after the connection ended.
+func (s *session) finish() {
 	g := s.g
-	s.readLoop()
 
 	s.mu.Lock()
 	if s.reason == "" {
@@ -233,7 +250,7 @@ func (s *session) kickOthers() {
 	payload, _ := json.Marshal(kickPayload{Reason: KickLoggedInElsewhere, DeviceID: s.deviceID, Session: s.sub.ID})
 	g.hub.Publish(s.sdkAppID, s.userID, bus.Message{Kind: bus.KindKick, Payload: payload})
 	for dev := range others {
-		ctx, cancel := context.WithTimeout(s.ctx, g.cfg.RequestTimeout)
+		ctx, cancel := s.requestCtx()
 		if err := g.calls.UnbindDevice(ctx, s.sdkAppID, s.userID, dev); err != nil {
 			s.logger().Warn("unbind kicked device", "kicked_device", dev, "err", err)
 		}
@@ -264,38 +281,19 @@ func (s *session) write(typ string, v any) error {
 	return s.writeRaw(typ, b)
 }
 
-// writeRaw writes one frame within WriteTimeout. The timeout does not
-// derive from s.ctx: ending the session closes the connection, which fails
-// the write anyway, and each derived context would leave its registration
-// map behind in s.ctx.
+// writeRaw writes one frame within WriteTimeout (the connection's).
 func (s *session) writeRaw(typ string, b []byte) error {
-	timeout, cancel := context.WithTimeout(context.Background(), s.g.cfg.WriteTimeout)
-	ctx := &writeCtx{timeout}
-	err := s.conn.Write(ctx, websocket.MessageText, b)
-	cancel()
-	ctx.release()
-	if err != nil {
+	if err := s.conn.WriteMessage(wsconn.OpText, b); err != nil {
 		return err
 	}
 	s.g.metrics.frames.WithLabelValues(typ).Inc()
 	return nil
 }
 
-// writeCtx is the context of one write. websocket.Conn keeps the context
-// of its last message until the next one, which for an idle session means
-// for good: a timer, a channel and a map per connection. Once the write
-// has returned, release makes what it keeps an empty shell.
-type writeCtx struct{ context.Context }
-
-// release is called after the write returned, when no one else uses ctx.
-func (ctx *writeCtx) release() { ctx.Context = context.Background() }
-
 // closeWith leaves the hub at once (a kicked session must not count as
-// connected while the close handshake runs), then closes the connection.
-func (s *session) closeWith(code websocket.StatusCode, reason string) {
+// connected while the close handshake runs), then starts the handshake.
+func (s *session) closeWith(code wsconn.StatusCode, reason string) {
 	s.g.hub.Unsubscribe(s.sub)
-	s.brMu.Lock()
-	defer s.brMu.Unlock()
 	_ = s.conn.Close(code, reason)
 }
 
@@ -311,7 +309,7 @@ func (s *session) sync() string {
 	if err != nil {
 		return "write_error"
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, g.cfg.RequestTimeout)
+	ctx, cancel := s.requestCtx()
 	events, err := g.calls.DeviceConnected(ctx, s.sdkAppID, s.userID, s.deviceID)
 	cancel()
 	if err != nil {
@@ -319,7 +317,7 @@ func (s *session) sync() string {
 			return "closed"
 		}
 		s.logger().Error("sync on connect", "err", err)
-		s.closeWith(websocket.StatusInternalError, "sync failed; reconnect")
+		s.closeWith(wsconn.StatusInternalError, "sync failed; reconnect")
 		return "sync_error"
 	}
 	var syncSeq map[string]int64 // nil, and no allocation, for the usual empty sync
@@ -433,14 +431,16 @@ func (s *session) startDrain(after time.Duration) {
 	s.wg.Add(1)
 	s.drainTimer = time.AfterFunc(after, func() {
 		defer s.wg.Done()
-		s.closeWith(websocket.StatusServiceRestart, "server restarting; reconnect")
+		s.closeWith(wsconn.StatusServiceRestart, "server restarting; reconnect")
 		s.end("drain")
 	})
 }
 
 // beat is the heartbeat check of a live session: past the timeout it
 // ends; silent for a third of it, it gets a ping, which the client's
-// library answers with a pong that touches the session.
+// library answers with a pong that touches the session. The ping is
+// written by a goroutine of its own, which does not wait for the pong:
+// a client that stopped reading must not hold up the others' checks.
 func (s *session) beat() {
 	hb := s.g.cfg.HeartbeatTimeout
 	idle := s.idle()
@@ -455,11 +455,7 @@ func (s *session) beat() {
 	s.mu.Lock()
 	started := s.goLocked(func() {
 		defer s.pinging.Store(false)
-		// Not derived from s.ctx (see writeRaw): ending the session
-		// closes the connection, which ends the wait for the pong.
-		ctx, cancel := context.WithTimeout(context.Background(), hb/3)
-		_ = s.conn.Ping(ctx)
-		cancel()
+		_ = s.conn.Ping()
 	})
 	s.mu.Unlock()
 	if !started {
@@ -520,143 +516,55 @@ func eventBytes(ev []byte) []byte {
 	return append(b, '}')
 }
 
-// readLoop reads client frames, refuses the bad ones and queues the good
-// ones for the worker. Its end (the peer closed, a read failed, the
+// readBurst reads client frames until none is left buffered, then waits
+// for the next burst; it refuses the bad ones and queues the good ones for
+// the worker. The connection's end (the peer closed, a read failed, the
 // session was ended) ends the session.
 //
-// With a pollConn, the session's long-lived goroutine only waits: each
-// burst of client frames is read by a goroutine of its own, which exits
-// once the client has nothing more to say. A goroutine's stack grows to
-// what its deepest call needed and hardly ever shrinks back below 4 KiB,
-// and reading a frame through websocket.Conn needs 4 to 8 KiB; waiting
-// needs less than 2 KiB, the smallest stack there is.
-func (s *session) readLoop() {
-	if s.pc == nil {
-		for {
-			if ok, _ := s.readFrame(); !ok {
-				return
-			}
-		}
-	}
-	for s.awaitFrame() {
-		s.burst.Add(1)
-		go s.readBurst()
-		s.burst.Wait()
-		if s.readDone {
-			return
-		}
-	}
-}
-
-// awaitFrame waits until the client sent something (see pollConn).
-// false: the connection is gone.
-func (s *session) awaitFrame() bool {
-	s.brMu.Lock()
-	buffered := s.br.Buffered()
-	s.brMu.Unlock()
-	if s.early {
-		s.early, buffered = false, 1 // the first read in readBurst takes them, whole: br is at least as large
-	}
-	return buffered > 0 || s.pc.await() == nil
-}
-
-// readBurst reads frames until the client has nothing more to read now,
-// then returns to readLoop's wait; readDone tells that the session ends.
+// Between bursts no goroutine waits (wsconn.Conn.AwaitFunc): an idle
+// session is its state and its socket. Where the gateway has no
+// wsconn.Waiter, a goroutine waits on a stack too shallow to grow.
 func (s *session) readBurst() {
-	defer s.burst.Done()
 	for {
-		s.armBounce()
-		ok, bounced := s.readFrame()
-		if !ok {
-			s.readDone = true
+		if !s.readFrame() {
+			s.finish()
 			return
 		}
-		s.brMu.Lock()
-		more := s.br.Buffered() > 0
-		s.brMu.Unlock()
-		if bounced || !more {
-			return
+		if !s.conn.Buffered() {
+			break
 		}
 	}
+	s.conn.AwaitFunc(s.g.waiter, s.readable)
 }
 
-// armBounce fills br with what has arrived, and when it is only pings and
-// pongs lets websocket.Conn.Reader return after them (see pollConn)
-// instead of waiting inside for the next frame.
-func (s *session) armBounce() {
-	s.brMu.Lock()
-	defer s.brMu.Unlock()
-	if _, err := s.br.Peek(1); err != nil {
-		return // Reader reports it
-	}
-	b, _ := s.br.Peek(s.br.Buffered())
-	if onlyPingsAndPongs(b) {
-		s.pc.bounce.Store(true)
-	}
-}
-
-// onlyPingsAndPongs reports whether b is one or more whole client ping or
-// pong frames (final, masked, no reserved bits, at most 125 bytes of
-// payload) and nothing else, so that reading them leaves the connection at
-// a frame boundary.
-func onlyPingsAndPongs(b []byte) bool {
-	if len(b) == 0 {
+// readFrame reads and handles one client message (or only pings and
+// pongs); false ends the session.
+func (s *session) readFrame() bool {
+	maxFrame := s.g.cfg.MaxFrame
+	m, err := s.conn.ReadMessage(maxFrame + 1)
+	if err != nil {
+		if st := wsconn.CloseStatus(err); st != -1 {
+			s.debug("connection closed", "code", st, "err", err)
+		}
 		return false
 	}
-	for len(b) > 0 {
-		if len(b) < 2 || (b[0] != 0x89 && b[0] != 0x8a) || b[1]&0x80 == 0 || b[1]&0x7f > 125 {
-			return false
-		}
-		n := 2 + 4 + int(b[1]&0x7f)
-		if len(b) < n {
-			return false
-		}
-		b = b[n:]
-	}
-	return true
-}
-
-// readFrame reads and handles one client frame: ok false ends the
-// session; bounced tells that Reader read pings and pongs and returned at
-// a frame boundary with nothing more to read.
-func (s *session) readFrame() (ok, bounced bool) {
-	maxFrame := s.g.cfg.MaxFrame
-	// No context: one would register a callback per read on the
-	// session's context for every idle session; end closes the
-	// connection instead, which ends the read.
-	typ, rd, err := s.conn.Reader(context.Background())
-	if s.pc != nil {
-		s.pc.bounce.Store(false)
-	}
-	if err != nil {
-		if errors.Is(err, errWouldBlock) {
-			return true, true // the pings and pongs are handled: back to waiting
-		}
-		if st := websocket.CloseStatus(err); st != -1 {
-			s.debug("client closed", "code", st)
-		}
-		return false, false
+	if m.Op == 0 {
+		return true // pings and pongs, answered and touched
 	}
 	s.touch()
-	buf, err := io.ReadAll(io.LimitReader(rd, int64(maxFrame)+1))
-	if err != nil {
-		return false, false
-	}
-	if len(buf) > maxFrame {
-		if _, err := io.Copy(io.Discard, rd); err != nil {
-			return false, false // over the hard limit: the connection is closed (1009)
-		}
+	buf := m.Data
+	if m.Size > int64(maxFrame) {
 		s.g.metrics.frames.WithLabelValues("invalid").Inc()
 		s.refuse(frameErr(peekID(buf), CodeFrameTooLarge, "frames are limited to %d bytes", maxFrame))
-		return true, false
+		return true
 	}
 	if s.flooding {
-		return true, false
+		return true
 	}
-	if typ != websocket.MessageText {
+	if m.Op != wsconn.OpText {
 		s.g.metrics.frames.WithLabelValues("invalid").Inc()
 		s.refuse(frameErr(peekID(buf), CodeBadFrame, "send JSON in text frames"))
-		return true, false
+		return true
 	}
 	req, err := DecodeFrame(buf)
 	if err != nil {
@@ -664,27 +572,27 @@ func (s *session) readFrame() (ok, bounced bool) {
 		var fe *FrameError
 		errors.As(err, &fe)
 		s.refuse(fe)
-		return true, false
+		return true
 	}
 	s.g.metrics.frames.WithLabelValues(req.Type).Inc()
 	if !s.limiter.allow(s.g.cfg.Now()) {
 		s.refuse(frameErr(req.ID, CodeRateLimited, "more than %g requests per second; retry the same id later", s.g.cfg.RequestRate))
-		return true, false
+		return true
 	}
 	if req.ID == "" { // heartbeat ping
 		b, _ := json.Marshal(pongFrame{Type: FramePong, ServerTime: s.g.cfg.Now().UTC()})
 		s.out(outFrame{typ: FramePong, data: b})
-		return true, false
+		return true
 	}
 	data, err := DecodeData(req.Type, req.Data)
 	if err != nil {
 		s.refuse(frameErr(req.ID, CodeBadData, "%v", err))
-		return true, false
+		return true
 	}
 	if !s.enqueue(job{req: req, data: data}) {
 		s.refuse(frameErr(req.ID, CodeRateLimited, "more than %d requests waiting; retry the same id later", s.g.cfg.MaxInFlight))
 	}
-	return true, false
+	return true
 }
 
 // refuse answers a bad frame and closes a connection that sends too many.
@@ -696,7 +604,7 @@ func (s *session) refuse(fe *FrameError) {
 	if s.bad.add(s.g.cfg.Now(), s.g.cfg.BadFrameWindow) > s.g.cfg.MaxBadFrames {
 		s.flooding = true
 		s.logger().Info("too many bad frames; closing")
-		s.out(outFrame{typ: "close", data: nil, closeCode: websocket.StatusPolicyViolation, closeReason: "too many bad frames"})
+		s.out(outFrame{typ: "close", data: nil, closeCode: wsconn.StatusPolicyViolation, closeReason: "too many bad frames"})
 	}
 }
 

@@ -230,6 +230,9 @@ func (s *Server) openPipeline(ctx context.Context) error {
 		return fmt.Errorf("calls: %w", err)
 	}
 	s.closers = append(s.closers, func() error { s.calls.Close(); return nil })
+	// After Drain, this ends what is left and stops the gateway's Waiter;
+	// closers run in reverse, so sessions end before the calls service.
+	s.closers = append(s.closers, func() error { s.gateway.Close(); return nil })
 	return nil
 }
 
