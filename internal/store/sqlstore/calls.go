@@ -343,9 +343,15 @@ func loadParticipants(ctx context.Context, tx *sql.Tx, calls []store.Call) error
 
 // queryCalls reads calls and their participants in one snapshot.
 func (db *DB) queryCalls(ctx context.Context, op, query string, args ...any) ([]store.Call, error) {
+	// Prepared once: every connect runs CallsOfInvitee, and parsing it
+	// again cost more than running it (a reconnect storm's profile).
+	stmt, err := db.preparedRead(ctx, query)
+	if err != nil {
+		return nil, db.fail(op, err)
+	}
 	var calls []store.Call
-	err := db.inReadTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, query, args...)
+	err = db.inReadTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.StmtContext(ctx, stmt).QueryContext(ctx, args...)
 		if err != nil {
 			return err
 		}
