@@ -72,8 +72,8 @@ type session struct {
 	born     time.Time
 	lastSeen atomic.Int64 // since born, ns
 	pinging  atomic.Bool
-	live     atomic.Bool   // sync_done was written
-	nextBeat time.Duration // since born: the next heartbeat check (heartbeat goroutine, under g.mu)
+	live     atomic.Bool // sync_done was written
+	beatSlot int         // the heartbeat's slot (under g.mu)
 
 	limiter  bucket // reader only
 	bad      window // reader only
@@ -438,9 +438,10 @@ func (s *session) startDrain(after time.Duration) {
 
 // beat is the heartbeat check of a live session: past the timeout it
 // ends; silent for a third of it, it gets a ping, which the client's
-// library answers with a pong that touches the session. The ping is
-// written by a goroutine of its own, which does not wait for the pong:
-// a client that stopped reading must not hold up the others' checks.
+// library answers with a pong that touches the session. Nothing waits
+// for the pong. The ping is written at once when the socket takes it
+// without waiting, else by a goroutine of its own: a client that stopped
+// reading must not hold up the others' checks.
 func (s *session) beat() {
 	hb := s.g.cfg.HeartbeatTimeout
 	idle := s.idle()
@@ -450,6 +451,10 @@ func (s *session) beat() {
 		return
 	}
 	if idle < hb/3 || !s.pinging.CompareAndSwap(false, true) {
+		return
+	}
+	if s.conn.TryPing() {
+		s.pinging.Store(false)
 		return
 	}
 	s.mu.Lock()

@@ -2,8 +2,14 @@
 
 package wsconn
 
-import "syscall"
+import (
+	"errors"
+	"syscall"
+)
 
 // awaitReadable cannot peek at a socket here: it returns at once and the
 // reader waits inside its read.
 func awaitReadable(syscall.RawConn) error { return nil }
+
+// writeNow cannot write without waiting here.
+func writeNow(syscall.RawConn, []byte) (int, error) { return 0, errors.ErrUnsupported }

@@ -24,3 +24,24 @@ func awaitReadable(rc syscall.RawConn) error {
 		}
 	})
 }
+
+// writeNow writes what the socket takes of b at once, without waiting for
+// room: (0, EAGAIN) when its buffer is full.
+func writeNow(rc syscall.RawConn, b []byte) (int, error) {
+	var (
+		n   int
+		err error
+	)
+	rerr := rc.Write(func(fd uintptr) bool {
+		for {
+			n, err = syscall.Write(int(fd), b)
+			if err != syscall.EINTR {
+				return true // never wait
+			}
+		}
+	})
+	if rerr != nil {
+		return 0, rerr
+	}
+	return max(n, 0), err
+}

@@ -474,6 +474,45 @@ func (c *Conn) WriteMessage(op Opcode, p []byte) error {
 // the reader (OnControl).
 func (c *Conn) Ping() error { return c.writeFrame(OpPing, nil) }
 
+// pingFrame is a server ping with no payload.
+var pingFrame = [2]byte{0x80 | byte(OpPing), 0}
+
+// TryPing sends a ping if it can at once, from the caller's goroutine:
+// false when another write is in progress, the socket's buffer is full or
+// the socket cannot be written to directly (TLS); the caller then pings on
+// a goroutine that may wait (Ping), or later.
+func (c *Conn) TryPing() bool {
+	if c.rc == nil || !c.wmu.TryLock() {
+		return false
+	}
+	if c.closeSent {
+		c.wmu.Unlock()
+		return false
+	}
+	n, err := writeNow(c.rc, pingFrame[:])
+	switch {
+	case err == nil && n == len(pingFrame):
+		c.wmu.Unlock()
+		return true
+	case err == nil && n > 0:
+		// Half a frame is out: the rest goes before any other write,
+		// on a goroutine that may wait for room, still holding wmu.
+		go func() {
+			defer c.wmu.Unlock()
+			if err := c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
+				_ = c.CloseNow()
+				return
+			}
+			if _, err := c.nc.Write(pingFrame[n:]); err != nil {
+				_ = c.CloseNow()
+			}
+		}()
+		return true
+	}
+	c.wmu.Unlock()
+	return false
+}
+
 // writers lend frame buffers to writes.
 var writers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
