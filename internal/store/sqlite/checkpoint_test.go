@@ -84,3 +84,34 @@ func TestCheckpointLetsTheWALRestart(t *testing.T) {
 		t.Errorf("the WAL holds %d frames after the step and one transaction (%d before): it did not restart", n, before)
 	}
 }
+
+// A step finds an unchanged WAL by its size and time and leaves it alone;
+// a write since the last step makes the next one copy it back again.
+func TestCheckpointSkipsAnUnchangedWAL(t *testing.T) {
+	s, path := openWithCheckpoints(t, time.Hour)
+	writePushes(t, s, "a", 200)
+	if err := s.cp.step(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	idle := s.cp.idleWAL
+	if idle == nil {
+		t.Fatal("a step that copied everything did not note the WAL as idle")
+	}
+	if err := s.cp.step(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s.cp.idleWAL != idle {
+		t.Fatal("a step with nothing written since the last one checkpointed again")
+	}
+	writePushes(t, s, "b", 200)
+	if err := s.cp.step(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s.cp.idleWAL == idle {
+		t.Fatal("a step after writes kept the old note of the WAL")
+	}
+	writePushes(t, s, "c", 1)
+	if n := walFrames(t, path); n >= 50 {
+		t.Errorf("the WAL holds %d frames after the step and one transaction: the step after the writes did not copy it back", n)
+	}
+}
