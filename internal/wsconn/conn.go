@@ -489,6 +489,12 @@ func (c *Conn) TryPing() bool {
 		c.wmu.Unlock()
 		return false
 	}
+	// The last write's deadline has passed by the time an idle
+	// connection is pinged, and the socket refuses writes past it.
+	if err := c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
+		c.wmu.Unlock()
+		return false
+	}
 	n, err := writeNow(c.rc, pingFrame[:])
 	switch {
 	case err == nil && n == len(pingFrame):

@@ -5,6 +5,7 @@ import (
 	"net"
 	"runtime"
 	"testing"
+	"time"
 )
 
 // A pending wait is taken back once: by the event or by a close, never
@@ -46,6 +47,8 @@ func TestTryPing(t *testing.T) {
 		}
 		return
 	}
+	// An idle connection's last write deadline has long passed.
+	_ = c.nc.SetWriteDeadline(time.Now().Add(-time.Second))
 	if !c.TryPing() {
 		t.Fatal("TryPing did not write to an idle connection")
 	}
