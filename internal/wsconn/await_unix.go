@@ -45,3 +45,24 @@ func writeNow(rc syscall.RawConn, b []byte) (int, error) {
 	}
 	return max(n, 0), err
 }
+
+// readNow reads what the socket holds into b without waiting: (0, EAGAIN)
+// when it holds nothing, (0, nil) at its end.
+func readNow(rc syscall.RawConn, b []byte) (int, error) {
+	var (
+		n   int
+		err error
+	)
+	rerr := rc.Read(func(fd uintptr) bool {
+		for {
+			n, err = syscall.Read(int(fd), b)
+			if err != syscall.EINTR {
+				return true // never wait
+			}
+		}
+	})
+	if rerr != nil {
+		return 0, rerr
+	}
+	return max(n, 0), err
+}

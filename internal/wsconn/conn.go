@@ -203,6 +203,36 @@ func (c *Conn) AwaitFunc(w *Waiter, f func()) {
 // fire runs the callback of a wait that ended.
 func (c *Conn) fire() { c.readable() }
 
+// onlyPongs reports whether b is one or more whole client pong frames
+// (final, masked, no reserved bits, at most 125 bytes of payload) and
+// nothing else.
+func onlyPongs(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for len(b) > 0 {
+		if len(b) < 2 || b[0] != 0x80|byte(OpPong) || b[1]&0x80 == 0 || b[1]&0x7f > 125 {
+			return false
+		}
+		n := 2 + 4 + int(b[1]&0x7f)
+		if len(b) < n {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
+}
+
+// countFrames counts the frames of b, which onlyPongs accepted.
+func countFrames(b []byte) int {
+	n := 0
+	for len(b) > 0 {
+		b = b[2+4+int(b[1]&0x7f):]
+		n++
+	}
+	return n
+}
+
 // readers lend read buffers to connections while they read a burst.
 var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
 

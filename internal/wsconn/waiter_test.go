@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -91,5 +92,91 @@ func TestTryPing(t *testing.T) {
 	}
 	if c.TryPing() {
 		t.Fatal("TryPing wrote after the close frame")
+	}
+}
+
+func TestOnlyPongs(t *testing.T) {
+	pong := []byte{0x8a, 0x82, 1, 2, 3, 4, 'h' ^ 1, 'i' ^ 2}
+	empty := []byte{0x8a, 0x80, 1, 2, 3, 4}
+	tests := []struct {
+		name   string
+		b      []byte
+		want   bool
+		frames int
+	}{
+		{"nothing", nil, false, 0},
+		{"a pong", pong, true, 1},
+		{"pongs", append(append(append([]byte{}, pong...), empty...), pong...), true, 3},
+		{"half a pong", pong[:5], false, 0},
+		{"a pong and half another", append(append([]byte{}, pong...), empty[:3]...), false, 0},
+		{"a ping", []byte{0x89, 0x80, 1, 2, 3, 4}, false, 0},
+		{"a pong and a text frame", append(append([]byte{}, empty...), 0x81, 0x80, 1, 2, 3, 4), false, 0},
+		{"an unmasked pong", []byte{0x8a, 0x00}, false, 0},
+		{"a pong with a reserved bit", []byte{0xca, 0x80, 1, 2, 3, 4}, false, 0},
+		{"a fragmented pong", []byte{0x0a, 0x80, 1, 2, 3, 4}, false, 0},
+		{"a pong over 125 bytes", append([]byte{0x8a, 0x80 | 126, 0, 200, 1, 2, 3, 4}, make([]byte, 200)...), false, 0},
+	}
+	for _, tt := range tests {
+		got := onlyPongs(tt.b)
+		if got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
+		if got && countFrames(tt.b) != tt.frames {
+			t.Errorf("%s: %d frames, want %d", tt.name, countFrames(tt.b), tt.frames)
+		}
+	}
+}
+
+// The Waiter takes pongs off the socket itself and arms the connection
+// again without calling back; anything else reaches the callback's read,
+// in order, pongs included.
+func TestWaiterTakesPongs(t *testing.T) {
+	w, err := NewWaiter()
+	if errors.Is(err, errors.ErrUnsupported) {
+		t.Skip("no Waiter on", runtime.GOOS)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	var controls atomic.Int32
+	c, client := tcpPair(t, nil, Options{OnControl: func() { controls.Add(1) }})
+	fired := make(chan struct{}, 1)
+	f := func() { fired <- struct{}{} }
+	pong := []byte{0x8a, 0x80, 1, 2, 3, 4}
+
+	c.AwaitFunc(w, f)
+	if _, err := client.Write(append(append([]byte{}, pong...), pong...)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for controls.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d pongs seen, want 2", controls.Load())
+		}
+		runtime.Gosched()
+	}
+	select {
+	case <-fired:
+		t.Fatal("the callback ran for pongs alone")
+	default:
+	}
+
+	// Still armed: a pong and a message in one write go to the callback.
+	msg := append(append([]byte{}, pong...), 0x81, 0x82, 0, 0, 0, 0, 'o', 'k')
+	if _, err := client.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-fired:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the callback did not run for a message")
+	}
+	m, err := c.ReadMessage(100)
+	if err != nil || m.Op != OpText || string(m.Data) != "ok" {
+		t.Fatalf("read %v %q, %v", m.Op, m.Data, err)
+	}
+	if n := controls.Load(); n != 3 {
+		t.Fatalf("%d pongs seen, want 3", n)
 	}
 }
