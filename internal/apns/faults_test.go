@@ -197,13 +197,17 @@ func TestConnectionsBoundedUnderGoAway(t *testing.T) {
 		}
 	}()
 	var wg sync.WaitGroup
-	var failed atomic.Int32
+	var failed, unsent atomic.Int32
 	for range 16 {
 		wg.Go(func() {
 			for range 15 {
 				resp, err := c.Send(context.Background(), s.cred, s.note())
-				if err != nil || resp.Status != 200 {
+				switch {
+				case err != nil && notSent(errors.Unwrap(err)):
+					unsent.Add(1)
+				case err != nil || resp.Status != 200:
 					failed.Add(1)
+					t.Errorf("send: %v %v", resp, err)
 				}
 			}
 		})
@@ -215,10 +219,13 @@ func TestConnectionsBoundedUnderGoAway(t *testing.T) {
 	if peak.Load() > maxConns || c.Pools() != 1 {
 		t.Fatalf("peak %d open connections in %d pools, want at most %d", peak.Load(), c.Pools(), maxConns)
 	}
-	// A request that met a GOAWAY is retried once by Send; the rare one
-	// that meets two is left to the push pipeline.
-	if f := failed.Load(); f > 240/20 {
-		t.Errorf("%d of 240 sends failed", f)
+	// A request that met a GOAWAY is retried once by Send; one that meets
+	// two comes back as not sent, for the push pipeline to retry. How many
+	// do depends on the scheduling (a loaded CI machine saw 8%), so only
+	// their kind is checked, and that most sends got through.
+	if u := unsent.Load(); u > 240/2 {
+		t.Errorf("%d of 240 sends were not sent", u)
 	}
-	t.Logf("240 sends: %d failed, %d connections opened, %d GOAWAYs, peak %d open", failed.Load(), st.TotalConnections, st.GoAways, peak.Load())
+	t.Logf("240 sends: %d not sent (retryable), %d failed, %d connections opened, %d GOAWAYs, peak %d open",
+		unsent.Load(), failed.Load(), st.TotalConnections, st.GoAways, peak.Load())
 }
