@@ -549,7 +549,17 @@ func settledGoroutines(t *testing.T) int {
 // and one elsewhere, waiting for its client: the worker and the writer
 // exit once their burst is written, and the heartbeat goroutine exits
 // with the last session.
+//
+// Behind a listener that wraps its connections (as the server's per-IP
+// limit does) the same holds: the Waiter reaches the socket through the
+// wrapper's NetConn.
 func TestIdleSessionKeepsNoGoroutine(t *testing.T) {
+	for name, env := range map[string]func(testing.TB, Config) *testEnv{"plain": newEnv, "wrapped": newEnvWrapped} {
+		t.Run(name, func(t *testing.T) { testIdleSessionGoroutines(t, env) })
+	}
+}
+
+func testIdleSessionGoroutines(t *testing.T, newEnv func(testing.TB, Config) *testEnv) {
 	perSession, waiter := 1, 0
 	if runtime.GOOS == "linux" {
 		perSession, waiter = 0, 1

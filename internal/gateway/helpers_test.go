@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -45,6 +46,38 @@ func newEnvWith(t testing.TB, cfg Config, hub *bus.Hub, svc CallService, fc *gat
 	})
 	return &testEnv{gw: gw, calls: fc, hub: hub, srv: srv, wsURL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/v1/connect"}
 }
+
+// newEnvWrapped is newEnv behind a listener whose connections are wrapped
+// the way the server's per-IP limit wraps them: a net.Conn that reaches
+// its socket through NetConn.
+func newEnvWrapped(t testing.TB, cfg Config) *testEnv {
+	t.Helper()
+	hub := bus.NewHub()
+	fc := gatewaytest.NewFakeCalls(hub)
+	gw := New(cfg, fc, hub, gatewaytest.Auth{}, gatewaytest.Policy{})
+	srv := httptest.NewUnstartedServer(gw.Handler())
+	srv.Listener = wrappingListener{srv.Listener}
+	srv.Start()
+	t.Cleanup(func() {
+		gw.Close()
+		srv.Close()
+	})
+	return &testEnv{gw: gw, calls: fc, hub: hub, srv: srv, wsURL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/v1/connect"}
+}
+
+type wrappingListener struct{ net.Listener }
+
+func (l wrappingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return wrappedConn{c}, nil
+}
+
+type wrappedConn struct{ net.Conn }
+
+func (c wrappedConn) NetConn() net.Conn { return c.Conn }
 
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -109,7 +109,8 @@ type Conn struct {
 	src   connSource
 
 	wmu       sync.Mutex
-	closeSent bool // under wmu
+	closeSent bool        // under wmu
+	closing   atomic.Bool // closeSent, for readers that must not wait for a write
 	closed    atomic.Bool
 
 	// AwaitFunc's state: the callback, and the Waiter's bookkeeping
@@ -142,14 +143,23 @@ func cmpOr[T int64 | time.Duration](v, def T) T {
 
 // rawConn is nc's socket for Await, or nil where the bytes on the socket
 // are not the frames (TLS) or there is no socket to wait on.
+// It looks through wrappers that pass bytes through unchanged and say so
+// with a NetConn method (the server's per-IP connection counter is one).
 func rawConn(nc net.Conn) syscall.RawConn {
-	if _, isTLS := nc.(*tls.Conn); isTLS {
-		return nil
+	for {
+		if _, isTLS := nc.(*tls.Conn); isTLS {
+			return nil
+		}
+		if _, ok := nc.(syscall.Conn); ok {
+			break
+		}
+		u, ok := nc.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nil
+		}
+		nc = u.NetConn()
 	}
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return nil
-	}
+	sc := nc.(syscall.Conn)
 	rc, err := sc.SyscallConn()
 	if err != nil {
 		return nil
@@ -419,20 +429,24 @@ func (c *Conn) readMessage(keep int) (Message, error) {
 	}
 }
 
+// payloadChunk is how much of a payload is allocated ahead of its bytes.
+const payloadChunk = 32 << 10
+
 // payload reads a data frame's payload into m, keeping up to keep bytes.
 func (c *Conn) payload(br *bufio.Reader, h frameHeader, m *Message, keep int) error {
 	take := min(h.length, max(int64(keep)-int64(len(m.Data)), 0))
-	if take > 0 {
-		start := len(m.Data)
-		if m.Data == nil {
-			m.Data = make([]byte, 0, take)
-		}
-		m.Data = append(m.Data, make([]byte, take)...)
-		if _, err := io.ReadFull(br, m.Data[start:]); err != nil {
+	// Grown as bytes arrive, not as the header claims: a client that
+	// announces a large frame and stalls holds only what it sent.
+	start := len(m.Data)
+	for got := int64(0); got < take; {
+		n := int(min(take-got, payloadChunk))
+		m.Data = append(m.Data, make([]byte, n)...)
+		if _, err := io.ReadFull(br, m.Data[len(m.Data)-n:]); err != nil {
 			return err
 		}
-		unmask(m.Data[start:], h.mask, 0)
+		got += int64(n)
 	}
+	unmask(m.Data[start:], h.mask, 0)
 	for rest := h.length - take; rest > 0; {
 		n := min(rest, 1<<30)
 		if _, err := br.Discard(int(n)); err != nil {
@@ -631,16 +645,13 @@ func (c *Conn) writeClose(code StatusCode, reason string) error {
 		return ErrClosed
 	}
 	c.closeSent = true
+	c.closing.Store(true)
 	return c.writeLocked(OpClose, p)
 }
 
 // Closing reports whether the close frame was sent: the connection waits
 // for the client's answer and carries no more messages.
-func (c *Conn) Closing() bool {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	return c.closeSent
-}
+func (c *Conn) Closing() bool { return c.closing.Load() }
 
 // CloseNow closes the socket without a handshake; reads and writes in
 // progress fail.

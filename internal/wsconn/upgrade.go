@@ -146,8 +146,19 @@ func checkOrigin(r *http.Request, patterns []string) error {
 		return nil
 	}
 	host := strings.ToLower(u.Host)
+	withScheme := strings.ToLower(u.Scheme) + "://" + host
 	for _, p := range patterns {
-		if ok, err := path.Match(strings.ToLower(p), host); err == nil && ok {
+		// A pattern with a scheme ("https://*.example.com") matches the
+		// origin's scheme and host, one without matches the host.
+		target := host
+		if strings.Contains(p, "://") {
+			target = withScheme
+		}
+		ok, err := path.Match(strings.ToLower(p), target)
+		if err != nil {
+			return fmt.Errorf("the origin pattern %q is malformed: %w", p, err)
+		}
+		if ok {
 			return nil
 		}
 	}

@@ -255,6 +255,9 @@ func TestUpgradeHandshake(t *testing.T) {
 		{name: "empty patterns allow the same host", patterns: []string{}, edit: func(h http.Header, host string) { h.Set("Origin", "http://"+host) }, want: 101},
 		{name: "empty patterns refuse others", patterns: []string{}, edit: func(h http.Header, _ string) { h.Set("Origin", "https://app.example.com") }, want: 403},
 		{name: "no origin with patterns", patterns: patterns, want: 101},
+		{name: "pattern with a scheme", patterns: []string{"https://*.example.com"}, edit: func(h http.Header, _ string) { h.Set("Origin", "https://app.example.com") }, want: 101},
+		{name: "pattern with another scheme", patterns: []string{"https://*.example.com"}, edit: func(h http.Header, _ string) { h.Set("Origin", "http://app.example.com") }, want: 403},
+		{name: "malformed pattern", patterns: []string{"[app.example.com"}, edit: func(h http.Header, _ string) { h.Set("Origin", "https://app.example.com") }, want: 403},
 		{name: "any origin without patterns", edit: func(h http.Header, _ string) { h.Set("Origin", "https://evil.test") }, want: 101},
 	}
 	for _, tt := range tests {

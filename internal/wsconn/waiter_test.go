@@ -1,6 +1,7 @@
 package wsconn
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
 	"runtime"
@@ -178,5 +179,91 @@ func TestWaiterTakesPongs(t *testing.T) {
 	}
 	if n := controls.Load(); n != 3 {
 		t.Fatalf("%d pongs seen, want 3", n)
+	}
+}
+
+// A connection reached through a wrapper with a NetConn method (the
+// server's per-IP counter) still has its socket waited on and pinged
+// directly.
+func TestWrappedConnReachesItsSocket(t *testing.T) {
+	c, client := tcpPair(t, nil, Options{})
+	wrapped := newConn(struct {
+		net.Conn
+		netConner
+	}{c.nc, netConner{c.nc}}, nil, Options{})
+	if wrapped.rc == nil {
+		t.Fatal("the wrapper hid the socket")
+	}
+	if runtime.GOOS == "linux" || runtime.GOOS == "darwin" {
+		if !wrapped.TryPing() {
+			t.Fatal("TryPing failed through the wrapper")
+		}
+		if f := readServerFrame(t, client); f.op() != OpPing {
+			t.Fatalf("got %#x, want a ping", f.b0)
+		}
+	}
+}
+
+type netConner struct{ c net.Conn }
+
+func (n netConner) NetConn() net.Conn { return n.c }
+
+// Closing answers while a write to a client that stopped reading holds
+// the connection: the session's end asks it from the heartbeat goroutine.
+func TestClosingDoesNotWaitForAWrite(t *testing.T) {
+	c, _ := tcpPair(t, nil, Options{})
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	done := make(chan bool, 1)
+	go func() { done <- c.Closing() }()
+	select {
+	case closing := <-done:
+		if closing {
+			t.Fatal("Closing before any close frame")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Closing waited for the write lock")
+	}
+}
+
+// A frame's payload is allocated as its bytes arrive: a client that
+// announces 16 MiB and sends ten bytes costs the server little.
+func TestPayloadGrowsAsItArrives(t *testing.T) {
+	c, client := tcpPair(t, nil, Options{ReadLimit: 32 << 20})
+	const claimed = 16 << 20
+	hdr := []byte{0x82, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	binary.BigEndian.PutUint64(hdr[2:10], claimed)
+	if _, err := client.Write(append(hdr, make([]byte, 10)...)); err != nil {
+		t.Fatal(err)
+	}
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.ReadMessage(claimed)
+		done <- err
+	}()
+	// Wait until the reader has taken the ten bytes and waits for more.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var st runtime.MemStats
+		runtime.ReadMemStats(&st)
+		if grown := st.TotalAlloc - before.TotalAlloc; grown >= 16<<10 { // the first part of the payload, at least
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the reader did not start on the payload")
+		}
+		runtime.Gosched()
+	}
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	if grown := after.TotalAlloc - before.TotalAlloc; grown > 4<<20 {
+		t.Fatalf("%d bytes allocated for ten bytes of a frame that claims %d", grown, claimed)
+	}
+	_ = c.CloseNow()
+	if err := <-done; err == nil {
+		t.Fatal("the read of a cut frame succeeded")
 	}
 }
