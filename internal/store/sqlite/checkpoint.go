@@ -50,8 +50,9 @@ type checkpointer struct {
 	// The WAL file as the last step that left nothing found it: while it
 	// stays so, nothing was written and a step has nothing to do. An idle
 	// ringd spent ~1% of a core on checkpoints of an unchanged WAL.
-	walPath string
-	idleWAL os.FileInfo
+	walPath   string
+	idleWAL   os.FileInfo
+	idleAfter time.Duration // how long ago the WAL's last write must be for it to be noted idle
 }
 
 func startCheckpointer(path string, writer *sql.DB, log *slog.Logger, every time.Duration) (*checkpointer, error) {
@@ -67,7 +68,7 @@ func startCheckpointer(path string, writer *sql.DB, log *slog.Logger, every time
 		return nil, fmt.Errorf("sqlite prepare the checkpoint: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &checkpointer{own: own, writer: writer, passive: passive, log: log, stop: cancel, walPath: path + "-wal"}
+	c := &checkpointer{own: own, writer: writer, passive: passive, log: log, stop: cancel, walPath: path + "-wal", idleAfter: idleAfter}
 	c.done.Go(func() { c.run(ctx, every) })
 	return c, nil
 }
@@ -107,21 +108,33 @@ func (c *checkpointer) step(ctx context.Context) error {
 	if err == nil && left > 0 && left < checkpointFinishBelow {
 		left, err = checkpoint(c.writer.QueryRowContext(ctx, passiveCheckpoint))
 	}
-	if err == nil && left == 0 && statErr == nil {
-		c.idleWAL = wal // as it was before this step: a write since then shows
+	// The WAL is noted as it was before this step, so a write since then
+	// shows; only when its last write is older than the file system's
+	// clock could blur (a write in the same tick would keep the time).
+	if err == nil && left == 0 && statErr == nil && time.Since(wal.ModTime()) > c.idleAfter {
+		c.idleWAL = wal
 	}
 	return err
 }
 
+// idleAfter is how long ago the WAL's last write must be before a step
+// notes it as idle: longer than any file system's time granularity.
+const idleAfter = time.Second
+
 const passiveCheckpoint = "PRAGMA wal_checkpoint(PASSIVE)"
 
 // checkpoint scans the result of a passive checkpoint and returns how many
-// frames of the WAL it left uncopied.
+// frames of the WAL it left uncopied. A checkpoint that could not run
+// (another one was running: busy, and -1 frames) left an unknown number,
+// counted as checkpointFinishBelow so that nothing is taken as done.
 func checkpoint(row *sql.Row) (int, error) {
 	var busy, frames, copied int
 	err := row.Scan(&busy, &frames, &copied)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite checkpoint: %w", err)
+	}
+	if busy != 0 || frames < 0 || copied < 0 {
+		return checkpointFinishBelow, nil
 	}
 	return max(frames-copied, 0), nil
 }
