@@ -13,3 +13,6 @@ func awaitReadable(syscall.RawConn) error { return nil }
 
 // writeNow cannot write without waiting here.
 func writeNow(syscall.RawConn, []byte) (int, error) { return 0, errors.ErrUnsupported }
+
+// canAwait tells whether awaitReadable really waits here.
+const canAwait = false

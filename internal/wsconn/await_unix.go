@@ -66,3 +66,6 @@ func readNow(rc syscall.RawConn, b []byte) (int, error) {
 	}
 	return max(n, 0), err
 }
+
+// canAwait tells whether awaitReadable really waits here.
+const canAwait = true

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -185,6 +186,35 @@ func (c *Conn) Await() error {
 		return nil
 	}
 	return awaitReadable(c.rc)
+}
+
+// AwaitFor is Await bounded by d: false when the client sent nothing in
+// that time (nor did the connection end). A connection that has just
+// been busy waits here first, on the Go runtime's own poller: handing
+// each message of a busy connection to the Waiter and back cost an epoll
+// round and a thread switch per message (+17% CPU per call in the
+// call-online bench).
+// Where the socket cannot be waited on, it returns false at once.
+func (c *Conn) AwaitFor(d time.Duration) bool {
+	if c.Buffered() {
+		return true
+	}
+	if c.rc == nil || !canAwait {
+		return false
+	}
+	if err := c.nc.SetReadDeadline(time.Now().Add(d)); err != nil {
+		return true // the read tells
+	}
+	err := awaitReadable(c.rc)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		if c.nc.SetReadDeadline(time.Time{}) != nil {
+			return true
+		}
+		// Readable just as the deadline passed: the next wait ends at once.
+		return false
+	}
+	_ = c.nc.SetReadDeadline(time.Time{})
+	return true
 }
 
 // AwaitFunc calls f once, on a goroutine of its own, when the client has

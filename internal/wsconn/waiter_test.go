@@ -3,6 +3,7 @@ package wsconn
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"runtime"
 	"sync/atomic"
@@ -265,5 +266,43 @@ func TestPayloadGrowsAsItArrives(t *testing.T) {
 	_ = c.CloseNow()
 	if err := <-done; err == nil {
 		t.Fatal("the read of a cut frame succeeded")
+	}
+}
+
+// AwaitFor waits a bounded time: false when nothing came, and the read
+// deadline it used is gone afterwards; true when bytes wait. (Past its
+// deadline it says false even then, which only sends the connection to
+// the Waiter, level-triggered, which calls back at once.)
+func TestAwaitFor(t *testing.T) {
+	c, client := tcpPair(t, nil, Options{})
+	if !canAwait {
+		if c.AwaitFor(time.Millisecond) {
+			t.Fatal("AwaitFor waited where it cannot")
+		}
+		return
+	}
+	if c.AwaitFor(20 * time.Millisecond) {
+		t.Fatal("AwaitFor reported data that was never sent")
+	}
+	if _, err := client.Write(mframe(0x81, "x")); err != nil {
+		t.Fatal(err)
+	}
+	if !c.AwaitFor(10 * time.Second) {
+		t.Fatal("AwaitFor missed the data")
+	}
+	if !c.AwaitFor(10 * time.Second) { // the same bytes, still unread
+		t.Fatal("AwaitFor missed data waiting on the socket")
+	}
+	done := make(chan error, 1)
+	go func() {
+		// No deadline is left: this read waits for the late write.
+		m, err := c.ReadMessage(10)
+		if err == nil && string(m.Data) != "x" {
+			err = fmt.Errorf("read %q", m.Data)
+		}
+		done <- err
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
