@@ -694,14 +694,7 @@ func TestAwaitFunc(t *testing.T) {
 }
 
 func TestWaiterManyConns(t *testing.T) {
-	w, err := NewWaiter()
-	if errors.Is(err, errors.ErrUnsupported) {
-		t.Skip("no Waiter on this platform")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w := mustWaiter(t)
 	const n = 40
 	type armed struct {
 		c      *Conn

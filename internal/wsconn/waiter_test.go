@@ -11,9 +11,9 @@ import (
 	"time"
 )
 
-// A pending wait is taken back once: by the event or by a close, never
-// both.
-func TestWaiterDisarmOnce(t *testing.T) {
+// mustWaiter starts a Waiter for the test, or skips it where there is none.
+func mustWaiter(t *testing.T) *Waiter {
+	t.Helper()
 	w, err := NewWaiter()
 	if errors.Is(err, errors.ErrUnsupported) {
 		t.Skip("no Waiter on", runtime.GOOS)
@@ -21,7 +21,14 @@ func TestWaiterDisarmOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
+	t.Cleanup(func() { _ = w.Close() })
+	return w
+}
+
+// A pending wait is taken back once: by the event or by a close, never
+// both.
+func TestWaiterDisarmOnce(t *testing.T) {
+	w := mustWaiter(t)
 	c, _ := tcpPair(t, nil, Options{})
 	c.readable = func() {}
 	if !w.arm(c) {
@@ -133,14 +140,7 @@ func TestOnlyPongs(t *testing.T) {
 // again without calling back; anything else reaches the callback's read,
 // in order, pongs included.
 func TestWaiterTakesPongs(t *testing.T) {
-	w, err := NewWaiter()
-	if errors.Is(err, errors.ErrUnsupported) {
-		t.Skip("no Waiter on", runtime.GOOS)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w := mustWaiter(t)
 	var controls atomic.Int32
 	c, client := tcpPair(t, nil, Options{OnControl: func() { controls.Add(1) }})
 	fired := make(chan struct{}, 1)
