@@ -28,34 +28,26 @@ func awaitReadable(rc syscall.RawConn) error {
 // writeNow writes what the socket takes of b at once, without waiting for
 // room: (0, EAGAIN) when its buffer is full.
 func writeNow(rc syscall.RawConn, b []byte) (int, error) {
-	var (
-		n   int
-		err error
-	)
-	rerr := rc.Write(func(fd uintptr) bool {
-		for {
-			n, err = syscall.Write(int(fd), b)
-			if err != syscall.EINTR {
-				return true // never wait
-			}
-		}
-	})
-	if rerr != nil {
-		return 0, rerr
-	}
-	return max(n, 0), err
+	return withoutWaiting(rc.Write, syscall.Write, b)
 }
 
 // readNow reads what the socket holds into b without waiting: (0, EAGAIN)
 // when it holds nothing, (0, nil) at its end.
 func readNow(rc syscall.RawConn, b []byte) (int, error) {
+	return withoutWaiting(rc.Read, syscall.Read, b)
+}
+
+// withoutWaiting runs one read or write system call on the socket through
+// its RawConn (which holds the socket open meanwhile), retrying only on
+// EINTR and never waiting for the poller.
+func withoutWaiting(access func(func(fd uintptr) bool) error, call func(fd int, b []byte) (int, error), b []byte) (int, error) {
 	var (
 		n   int
 		err error
 	)
-	rerr := rc.Read(func(fd uintptr) bool {
+	rerr := access(func(fd uintptr) bool {
 		for {
-			n, err = syscall.Read(int(fd), b)
+			n, err = call(int(fd), b)
 			if err != syscall.EINTR {
 				return true // never wait
 			}
