@@ -168,9 +168,6 @@ func rawConn(nc net.Conn) syscall.RawConn {
 	return rc
 }
 
-// NetConn is the underlying connection.
-func (c *Conn) NetConn() net.Conn { return c.nc }
-
 // Buffered reports whether bytes already read from the socket wait to be
 // read as frames; ReadMessage must take them before Await.
 func (c *Conn) Buffered() bool {
