@@ -225,7 +225,7 @@ func (s *session) finish() {
 	reason := s.reason
 	s.mu.Unlock()
 	s.cancel()
-	_ = s.conn.CloseNow()
+	s.conn.Shutdown() // after a close frame, lets the client read it
 	s.wg.Wait()
 	g.hub.Unsubscribe(s.sub)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), g.cfg.RequestTimeout)

@@ -680,6 +680,34 @@ func (c *Conn) writeClose(code StatusCode, reason string) error {
 // for the client's answer and carries no more messages.
 func (c *Conn) Closing() bool { return c.closing.Load() }
 
+// Shutdown ends a connection whose reading is over. After a close frame
+// the socket stays open a while: what the client still sends (the rest
+// of a refused message, its own close frame) is read and dropped, on a
+// goroutine of its own, until the client closes its side or CloseTimeout
+// passes. Closing a socket with unread bytes in it resets the
+// connection, and a client meeting the reset may never read the close
+// frame and its code. Without a close frame, Shutdown is CloseNow.
+func (c *Conn) Shutdown() {
+	if !c.Closing() || c.closed.Load() {
+		_ = c.CloseNow()
+		return
+	}
+	go func() {
+		defer func() { _ = c.CloseNow() }()
+		if c.nc.SetReadDeadline(time.Now().Add(c.closeTimeout)) != nil {
+			return
+		}
+		c.release(true)
+		c.early = nil
+		var buf [512]byte
+		for {
+			if _, err := c.nc.Read(buf[:]); err != nil {
+				return
+			}
+		}
+	}()
+}
+
 // CloseNow closes the socket without a handshake; reads and writes in
 // progress fail.
 func (c *Conn) CloseNow() error {

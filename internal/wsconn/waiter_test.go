@@ -306,3 +306,23 @@ func TestAwaitFor(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// After the server refuses a message with a close frame, Shutdown lets
+// the client finish writing it and read the close code: closing the
+// socket with the rest unread would reset the connection under it.
+func TestShutdownLetsTheClientReadTheClose(t *testing.T) {
+	c, client := tcpPair(t, nil, Options{ReadLimit: 1024, CloseTimeout: 10 * time.Second})
+	big := clientFrame(0x80|byte(OpBinary), true, make([]byte, 4<<20))
+	wrote := writeAsync(client, big)
+	_, err := c.ReadMessage(1024)
+	if CloseStatus(err) != StatusMessageTooBig {
+		t.Fatalf("ReadMessage: %v, want a 1009 close", err)
+	}
+	c.Shutdown()
+	if err := <-wrote; err != nil {
+		t.Fatalf("the client's write met %v", err)
+	}
+	if f := readServerFrame(t, client); f.closeCode() != StatusMessageTooBig {
+		t.Fatalf("got frame %#x, want close 1009", f.b0)
+	}
+}
