@@ -33,6 +33,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	serverArgs := fs.String("server-args", "", "more flags for the started ringd serve, space-separated")
 	fs.IntVar(&o.Pushes, "pushes", 20000, "push: pushes to send; transport: requests to send")
 	fs.IntVar(&o.Streams, "streams", 256, "transport: requests in flight")
+	fs.StringVar(&o.Client, "client", "x/net", "transport: the HTTP/2 client, x/net (x/net/http2's Transport) or framer (ringd's own writer and reader on x/net's Framer and HPACK)")
 	fs.IntVar(&o.Devices, "devices", 1000, "push: registered devices (one user each)")
 	fs.IntVar(&o.Concurrency, "concurrency", 4, "push: batch requests in flight")
 	fs.IntVar(&o.Batch, "batch", 1000, "push: users per batch request (at most 1000)")

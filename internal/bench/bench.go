@@ -50,6 +50,7 @@ type Options struct {
 	SourceIPs                           int           // connections: 127.0.0.x addresses to dial from
 	Timeout                             time.Duration // the whole run's bound
 	Streams                             int           // transport: requests in flight
+	Client                              string        // transport: "x/net" (default) or "framer"
 
 	Progress io.Writer // progress line, updated in place; nil: none
 }

@@ -96,6 +96,11 @@ func TestScenarios(t *testing.T) {
 				t.Errorf("answered %v, want 200", got)
 			}
 		}},
+		{"transport", Options{Pushes: 200, Devices: 10, Streams: 8, Client: "framer"}, func(t *testing.T, r *Result) {
+			if got := metric(t, r, "requests answered 200"); got != 200 {
+				t.Errorf("framer: answered %v, want 200", got)
+			}
+		}},
 		{"connections", Options{Conns: 50, Hold: time.Second, Storm: time.Second, SourceIPs: 3}, func(t *testing.T, r *Result) {
 			if got := metric(t, r, "alive at end of hold"); got != 50 {
 				t.Errorf("alive %v, want 50", got)

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,25 +32,68 @@ func runTransport(ctx context.Context, e *env, r *Result) error {
 	if e.sandboxURL == "" {
 		return errors.New("transport: needs the separate simulator the bench starts (not --dev or --url)")
 	}
-	hc, err := e.minimalClient(ctx)
+	r.Params["client"] = o.Client
+	tlsCfg, err := e.minimalTLS(ctx)
 	if err != nil {
 		return err
 	}
-	defer hc.CloseIdleConnections()
 	tokens, err := e.mintDevices(ctx, o.Devices)
 	if err != nil {
 		return err
 	}
-	send := func(i int) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.sandboxURL+"/3/device/"+tokens[i%len(tokens)],
+	var send func(int) error
+	switch o.Client {
+	case "framer":
+		fc, err := dialFramer(ctx, strings.TrimPrefix(e.sandboxURL, "https://"), tlsCfg)
+		if err != nil {
+			return fmt.Errorf("transport: dial: %w", err)
+		}
+		defer fc.Close()
+		send = framerSend(ctx, fc, tokens)
+	case "", "x/net":
+		hc := &http.Client{Transport: &http2.Transport{TLSClientConfig: tlsCfg}}
+		defer hc.CloseIdleConnections()
+		send = xnetSend(ctx, hc, e.sandboxURL, tokens)
+	default:
+		return fmt.Errorf("transport: --client %q: want x/net or framer", o.Client)
+	}
+	// Warm up: the TLS handshake and the first SETTINGS are not the
+	// steady state being measured.
+	if err := sendAll(ctx, min(1000, o.Pushes), o.Streams, send, nil, nil); err != nil {
+		return fmt.Errorf("transport warm-up: %w", err)
+	}
+	return measureTransport(ctx, e, r, send)
+}
+
+// transportHeaders are the request headers of every push, the same for
+// both clients.
+var transportHeaders = [][2]string{
+	{"apns-topic", bundleID}, {"apns-push-type", "alert"}, {"apns-priority", "10"}, {"apns-expiration", "0"},
+}
+
+func framerSend(ctx context.Context, fc *framerConn, tokens []string) func(int) error {
+	return func(i int) error {
+		status, body, err := fc.Do(ctx, "/3/device/"+tokens[i%len(tokens)], transportHeaders, transportPayload)
+		if err != nil {
+			return err
+		}
+		if status != http.StatusOK {
+			return fmt.Errorf("APNs simulator answered %d %s", status, body)
+		}
+		return nil
+	}
+}
+
+func xnetSend(ctx context.Context, hc *http.Client, base string, tokens []string) func(int) error {
+	return func(i int) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/3/device/"+tokens[i%len(tokens)],
 			bytes.NewReader(transportPayload))
 		if err != nil {
 			return err
 		}
-		req.Header.Set("apns-topic", bundleID)
-		req.Header.Set("apns-push-type", "alert")
-		req.Header.Set("apns-priority", "10")
-		req.Header.Set("apns-expiration", "0")
+		for _, kv := range transportHeaders {
+			req.Header.Set(kv[0], kv[1])
+		}
 		resp, err := hc.Do(req)
 		if err != nil {
 			return err
@@ -64,17 +108,18 @@ func runTransport(ctx context.Context, e *env, r *Result) error {
 		}
 		return nil
 	}
-	// Warm up: the TLS handshake and the first SETTINGS are not the
-	// steady state being measured.
-	if err := sendAll(ctx, min(1000, o.Pushes), o.Streams, send, nil, nil); err != nil {
-		return fmt.Errorf("transport warm-up: %w", err)
-	}
+}
+
+// measureTransport sends o.Pushes requests and reports the client's CPU
+// per request, the throughput and the latencies.
+func measureTransport(ctx context.Context, e *env, r *Result, send func(int) error) error {
+	o := e.o
 	var lat durations
 	var done atomic.Int64
 	self := os.Getpid()
 	p0 := sampleProc(self)
 	start := time.Now()
-	err = sendAll(ctx, o.Pushes, o.Streams, send, &lat, func() {
+	err := sendAll(ctx, o.Pushes, o.Streams, send, &lat, func() {
 		if n := done.Add(1); n%1000 == 0 {
 			e.progress.set("transport: %d/%d requests answered, %.1fs", n, o.Pushes, time.Since(start).Seconds())
 		}
@@ -137,10 +182,10 @@ func sendAll(ctx context.Context, n, streams int, send func(int) error, lat *dur
 	return first
 }
 
-// minimalClient is an HTTP/2 client with a simulator-issued development
-// certificate, trusting the simulator's CA: what a provider needs at the
-// least.
-func (e *env) minimalClient(ctx context.Context) (*http.Client, error) {
+// minimalTLS is the TLS configuration of a client with a simulator-issued
+// development certificate, trusting the simulator's CA: what a provider
+// needs at the least.
+func (e *env) minimalTLS(ctx context.Context) (*tls.Config, error) {
 	issued, err := e.sim.IssueCertificate(ctx, bundleID, "development", false)
 	if err != nil {
 		return nil, fmt.Errorf("simulator certificate: %w", err)
@@ -157,13 +202,11 @@ func (e *env) minimalClient(ctx context.Context) (*http.Client, error) {
 	if !roots.AppendCertsFromPEM(caPEM) {
 		return nil, fmt.Errorf("no CA certificate in %s", e.caFile)
 	}
-	// x/net's Transport, as sideshow/apns2 (under gorush) uses: net/http's
-	// bundled HTTP/2 behind http.Transport measured ~25% more CPU per
-	// request here, so it would put the ceiling higher than it is.
-	tr := &http2.Transport{TLSClientConfig: &tls.Config{
-		RootCAs: roots, Certificates: []tls.Certificate{p12.Certificate}, MinVersion: tls.VersionTLS12,
-	}}
-	return &http.Client{Transport: tr}, nil
+	// With --client x/net, the client is x/net's Transport, as
+	// sideshow/apns2 (under gorush) uses: net/http's bundled HTTP/2 behind
+	// http.Transport measured ~25% more CPU per request here, so it would
+	// put the ceiling higher than it is.
+	return &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{p12.Certificate}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // mintDevices mints n development alert tokens in the simulator, without
