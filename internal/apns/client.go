@@ -13,8 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/net/http2"
 )
 
 // Defaults of Config.
@@ -118,7 +116,6 @@ func parseEndpoint(raw string) (endpoint, error) {
 // per (credential ID, environment). It is safe for concurrent use.
 type Client struct {
 	cfg       Config
-	h2        *http2.Transport
 	endpoints map[string]endpoint // by environment
 	log       *slog.Logger
 
@@ -147,18 +144,7 @@ func NewClient(cfg Config) (*Client, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Client{
-		cfg: cfg,
-		h2: &http2.Transport{
-			ReadIdleTimeout: cfg.ReadIdleTimeout,
-			PingTimeout:     cfg.PingTimeout,
-			// A request that finds every connection full waits on the least
-			// loaded one instead of failing; the pool decides when to dial.
-			StrictMaxConcurrentStreams: true,
-			// A write stalled this long means the connection is dead.
-			WriteByteTimeout: cfg.RequestTimeout,
-			// APNs answers are tiny JSON; do not ask for gzip.
-			DisableCompression: true,
-		},
+		cfg:       cfg,
 		endpoints: map[string]endpoint{Production: prod, Development: sandbox},
 		log:       cfg.Logger,
 		ctx:       ctx,
@@ -215,17 +201,13 @@ func (p *pool) send(ctx context.Context, n *Notification) (resp *Response, retry
 		}
 		bearer = tok.bearer
 	}
-	req, err := newRequest(ctx, p.base, n, bearer)
-	if err != nil {
-		return nil, false, err
-	}
 	start := time.Now()
-	res, err := c.cc.RoundTrip(req)
+	res, err := c.cc.roundTrip(ctx, devicePath(n), requestFields(n, bearer), n.Payload)
 	if err != nil {
 		p.requestDone(n, 0, "", time.Since(start), err)
 		return nil, notSent(err), fmt.Errorf("apns: POST to %s: %w", p.host, err)
 	}
-	resp = readResponse(res)
+	resp = newResponse(res)
 	resp.Host = p.host
 	p.answered(c)
 	p.requestDone(n, resp.Status, resp.Reason, time.Since(start), nil)
@@ -260,24 +242,6 @@ func (p *pool) requestDone(n *Notification, status int, reason string, d time.Du
 	if status != 200 {
 		p.log.Debug("apns rejected", tokenAttr(n.DeviceToken), "status", status, "reason", reason)
 	}
-}
-
-// notSent reports whether x/net/http2 failed the request before the server
-// could process it, so that sending it again cannot deliver it twice. x/net
-// does not export these errors; it retries on exactly these itself
-// (canRetryError), matching them by identity.
-func notSent(err error) bool {
-	var se http2.StreamError
-	if errors.As(err, &se) {
-		return se.Code == http2.ErrCodeRefusedStream
-	}
-	switch err.Error() {
-	case "http2: client conn not usable",
-		"http2: client conn could not be established",
-		"http2: Transport received Server's graceful shutdown GOAWAY":
-		return true
-	}
-	return false
 }
 
 // pool returns cred's pool, creating it on first use. A credential whose

@@ -19,14 +19,13 @@ import (
 const minHealthyLife = 10 * time.Second
 
 // closeWriteTimeout bounds the TLS close_notify write when a connection is
-// closed; an unresponsive peer must not hang Close. (x/net/http2 does the
-// same for a bare *tls.Conn, which ours no longer is.)
+// closed; an unresponsive peer must not hang Close.
 const closeWriteTimeout = 250 * time.Millisecond
 
 // conn is one HTTP/2 connection of a pool, with its own provider token.
 type conn struct {
 	pool   *pool
-	cc     *http2.ClientConn
+	cc     *h2Conn
 	tokens *tokenSource // nil with certificate auth
 	opened time.Time    // wall clock with monotonic reading, for lifetimes
 
@@ -42,8 +41,8 @@ type conn struct {
 	closed   bool // its network connection is closed
 }
 
-// trackedConn tells the pool the moment x/net/http2 closes the network
-// connection (read loop exit after GOAWAY, lost PING, reset, or our Close),
+// trackedConn tells the pool the moment the network connection closes
+// (after GOAWAY, a lost PING, a reset, or our Close),
 // so the open-connection count and the pool are exact without polling.
 type trackedConn struct {
 	*tls.Conn
@@ -83,7 +82,8 @@ func (p *pool) openConn(ctx context.Context) (*conn, error) {
 	}
 	c := &conn{pool: p, opened: time.Now()}
 	tracked := &trackedConn{Conn: tc, onClose: func() { p.connClosed(c) }}
-	cc, err := p.client.h2.NewClientConn(tracked)
+	cfg := p.client.cfg
+	cc, err := newH2Conn(tracked, p.host, h2Config{readIdle: cfg.ReadIdleTimeout, pingTimeout: cfg.PingTimeout, writeTimeout: cfg.RequestTimeout})
 	if err != nil {
 		_ = tracked.Close()
 		return nil, fmt.Errorf("apns: http2 handshake with %s: %w", p.host, err)
@@ -91,7 +91,7 @@ func (p *pool) openConn(ctx context.Context) (*conn, error) {
 	c.cc = cc
 	// A PING round trip guarantees the server's SETTINGS (sent before its
 	// PING ack) has been read, so the stream limit is known before the
-	// first request; otherwise x/net assumes 100 streams and a burst would
+	// first request; otherwise the client assumes 100 streams and a burst would
 	// pile onto one connection that may allow only 1. It also proves the
 	// server accepted our client certificate, which with TLS 1.3 shows only
 	// after the handshake.

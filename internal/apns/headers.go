@@ -1,16 +1,13 @@
 package apns
 
 import (
-	"bytes"
-	"context"
-	"fmt"
-	"net/http"
 	"strconv"
 	"time"
+
+	"golang.org/x/net/http2/hpack"
 )
 
-// Request header names, lowercase as HTTP/2 sends them. Setting them in
-// http.Header under these keys skips canonicalisation on every request.
+// Request header names, lowercase as HTTP/2 sends them.
 const (
 	hdrPushType      = "apns-push-type"
 	hdrTopic         = "apns-topic"
@@ -20,51 +17,43 @@ const (
 	hdrCollapseID    = "apns-collapse-id"
 	hdrAuthorization = "authorization"
 	hdrContentType   = "content-type"
-	hdrUserAgent     = "user-agent"
 )
 
-var (
-	contentTypeJSON = []string{"application/json"}
-	// An empty user-agent makes x/net/http2 send none instead of
-	// "Go-http-client/2.0": APNs does not want it and it costs bytes on
-	// every request.
-	noUserAgent = []string{""}
-)
+// devicePath is the request's :path, /3/device/<token>.
+func devicePath(n *Notification) string { return "/3/device/" + n.DeviceToken }
 
-// newRequest builds POST /3/device/<token> on base ("https://host[:port]")
-// with the headers of n. bearer is "bearer <jwt>" for token auth, empty for
-// certificate auth. n must have passed ValidateNotification.
-func newRequest(ctx context.Context, base string, n *Notification, bearer string) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/3/device/"+n.DeviceToken, bytes.NewReader(n.Payload))
-	if err != nil {
-		return nil, fmt.Errorf("apns: build request: %w", err)
-	}
-	setHeaders(req.Header, n, bearer)
-	return req, nil
-}
-
-func setHeaders(h http.Header, n *Notification, bearer string) {
-	h[hdrContentType] = contentTypeJSON
-	h[hdrUserAgent] = noUserAgent
-	h[hdrPushType] = []string{n.PushType}
+// requestFields are the headers of n's request, without the pseudo-headers
+// and content-length, which the connection adds. bearer is "bearer <jwt>"
+// for token auth, empty for certificate auth. No user-agent: APNs does not
+// want one and it costs bytes on every request. n must have passed
+// ValidateNotification.
+func requestFields(n *Notification, bearer string) []hpack.HeaderField {
+	f := make([]hpack.HeaderField, 0, 8)
+	f = append(f, hpack.HeaderField{Name: hdrContentType, Value: "application/json"},
+		hpack.HeaderField{Name: hdrPushType, Value: n.PushType})
 	if n.Topic != "" {
-		h[hdrTopic] = []string{n.Topic}
+		f = append(f, hpack.HeaderField{Name: hdrTopic, Value: n.Topic})
 	}
 	if n.ID != "" {
-		h[hdrID] = []string{n.ID}
+		// Unique per request: kept out of the HPACK table (see writeRequest).
+		f = append(f, hpack.HeaderField{Name: hdrID, Value: n.ID, Sensitive: true})
 	}
 	if n.Expiration != nil {
-		h[hdrExpiration] = []string{expirationHeader(*n.Expiration)}
+		f = append(f, hpack.HeaderField{Name: hdrExpiration, Value: expirationHeader(*n.Expiration)})
 	}
 	if n.Priority != 0 {
-		h[hdrPriority] = []string{strconv.Itoa(n.Priority)}
+		f = append(f, hpack.HeaderField{Name: hdrPriority, Value: strconv.Itoa(n.Priority)})
 	}
 	if n.CollapseID != "" {
-		h[hdrCollapseID] = []string{n.CollapseID}
+		f = append(f, hpack.HeaderField{Name: hdrCollapseID, Value: n.CollapseID})
 	}
 	if bearer != "" {
-		h[hdrAuthorization] = []string{bearer}
+		// Indexed, not marked sensitive: the same token goes with every
+		// request of the connection for up to an hour, and HPACK then
+		// sends it once instead of ~250 bytes each time.
+		f = append(f, hpack.HeaderField{Name: hdrAuthorization, Value: bearer})
 	}
+	return f
 }
 
 // expirationHeader formats apns-expiration in UNIX seconds. time.Unix(0, 0)

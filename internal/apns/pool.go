@@ -95,7 +95,7 @@ func (p *pool) acquire(ctx context.Context) (*conn, error) {
 
 // pickLocked chooses: a connection with a free stream; else a new dial
 // (waiting for it); else, when no connection may be opened now, the least
-// loaded one, where x/net/http2 queues the request until a stream frees.
+// loaded one, where the request waits for a stream to free (h2Conn).
 func (p *pool) pickLocked() (*conn, <-chan struct{}, error) {
 	if p.closed {
 		return nil, nil, ErrClosed
@@ -152,7 +152,7 @@ func (p *pool) wakeLocked() {
 // changes it over time: 1 until a token is accepted, 1 after a rejected
 // push) and retires c when the server sent GOAWAY.
 func (p *pool) release(c *conn) {
-	st := c.cc.State() // never under p.mu: x/net locks inside, and may call back into connClosed
+	st := c.cc.State() // not under p.mu: the connection has its own lock
 	p.mu.Lock()
 	c.inflight--
 	if st.MaxConcurrentStreams > 0 {
@@ -295,7 +295,7 @@ func (p *pool) answered(c *conn) {
 	p.mu.Unlock()
 }
 
-// connClosed runs when x/net/http2 (or we) closed c's network connection.
+// connClosed runs when c's network connection closed.
 func (p *pool) connClosed(c *conn) {
 	p.mu.Lock()
 	if c.closed {

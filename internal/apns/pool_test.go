@@ -207,8 +207,8 @@ func TestNotSent(t *testing.T) {
 	if notSent(errors.New("boom")) || notSent(context.DeadlineExceeded) {
 		t.Error("ordinary errors must not be retried")
 	}
-	if !notSent(errors.New("http2: client conn not usable")) {
-		t.Error("unusable connection must be retried")
+	if !notSent(fmt.Errorf("apns: POST: %w", errNotUsable)) || !notSent(errRefusedStream) {
+		t.Error("a request APNs did not take must be retried")
 	}
 }
 

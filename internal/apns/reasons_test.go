@@ -1,8 +1,11 @@
 package apns
 
 import (
+	"net/url"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // TestClassifyEveryReason is the reference's table (shared/reference/apns.md,
@@ -131,9 +134,16 @@ func FuzzValidateNotification(f *testing.F) {
 		if err := ValidateNotification(n); err != nil {
 			return
 		}
-		// Whatever passes must be safe to put in a request.
-		if _, err := newRequest(t.Context(), "https://127.0.0.1:1", n, ""); err != nil {
-			t.Fatalf("valid notification makes a bad request: %v", err)
+		// Whatever passes must be safe to put in a request: an HTTP/2
+		// server refuses a header value with a control character, and a
+		// path that is not a plain request target.
+		for _, hf := range requestFields(n, "") {
+			if !httpguts.ValidHeaderFieldName(hf.Name) || !httpguts.ValidHeaderFieldValue(hf.Value) {
+				t.Fatalf("valid notification makes a bad header %q: %q", hf.Name, hf.Value)
+			}
+		}
+		if u, err := url.ParseRequestURI(devicePath(n)); err != nil || u.Path != devicePath(n) {
+			t.Fatalf("valid notification makes a bad path %q: %v", devicePath(n), err)
 		}
 	})
 }

@@ -2,8 +2,6 @@ package apns
 
 import (
 	"encoding/json"
-	"io"
-	"net/http"
 	"time"
 )
 
@@ -16,35 +14,14 @@ const (
 	maxReasonLen = 128
 )
 
-// Response header names as x/net/http2 canonicalises them.
-const (
-	respHdrID       = "Apns-Id"
-	respHdrUniqueID = "Apns-Unique-Id"
-)
-
-// readResponse turns one HTTP answer into a Response and closes its body.
-// A missing, oversized or invalid body leaves Reason empty; Classify then
-// falls back on the status.
-func readResponse(res *http.Response) *Response {
-	defer res.Body.Close()
-	r := &Response{
-		Status:   res.StatusCode,
-		APNsID:   firstHeader(res.Header, respHdrID),
-		UniqueID: firstHeader(res.Header, respHdrUniqueID),
+// newResponse turns one answer into a Response. A missing or invalid
+// body leaves Reason empty; Classify then falls back on the status.
+func newResponse(r h2Result) *Response {
+	resp := &Response{Status: r.status, APNsID: r.apnsID, UniqueID: r.uniqueID}
+	if len(r.body) > 0 {
+		resp.Reason, resp.Timestamp = parseErrorBody(r.body)
 	}
-	body, err := io.ReadAll(io.LimitReader(res.Body, maxErrorBody))
-	if err != nil || len(body) == 0 {
-		return r
-	}
-	r.Reason, r.Timestamp = parseErrorBody(body)
-	return r
-}
-
-func firstHeader(h http.Header, canonicalKey string) string {
-	if v := h[canonicalKey]; len(v) > 0 {
-		return v[0]
-	}
-	return ""
+	return resp
 }
 
 // parseErrorBody reads {"reason":"...","timestamp":<ms>}. The timestamp
