@@ -46,21 +46,21 @@ type h2Conn struct {
 	wake     chan struct{} // capacity 1: the writer has something to do
 	done     chan struct{} // closed when the connection ended
 	lastRead atomic.Int64  // unix nanoseconds of the last frame read
+	checking atomic.Bool   // a checkHealth PING is out
 
-	mu           sync.Mutex
-	pending      []*h2Stream                 // waiting for a stream slot or window
-	ctrl         []func(*http2.Framer) error // control frames to write next
-	streams      map[uint32]*h2Stream        // open streams
-	maxStreams   uint32                      // the server's SETTINGS_MAX_CONCURRENT_STREAMS
-	sendWindow   int64                       // connection window for our DATA
-	initWindow   int64                       // the server's SETTINGS_INITIAL_WINDOW_SIZE
-	tableSize    uint32                      // the server's SETTINGS_HEADER_TABLE_SIZE
-	tableSizeSet bool                        // tableSize not yet given to the encoder
-	closing      bool                        // no new streams: GOAWAY, Shutdown, or IDs used up
-	idle         chan struct{}               // closed when closing and no stream is left
-	err          error                       // why the connection ended
-	pings        map[[8]byte]chan struct{}
-	recvUnack    uint32 // DATA bytes received and not yet given back
+	mu         sync.Mutex
+	pending    []*h2Stream                 // waiting for a stream slot or window
+	ctrl       []func(*http2.Framer) error // control frames to write next
+	streams    map[uint32]*h2Stream        // open streams
+	maxStreams uint32                      // the server's SETTINGS_MAX_CONCURRENT_STREAMS
+	sendWindow int64                       // connection window for our DATA
+	initWindow int64                       // the server's SETTINGS_INITIAL_WINDOW_SIZE
+	tableSizes []uint32                    // SETTINGS_HEADER_TABLE_SIZE values not yet given to the encoder, in order
+	closing    bool                        // no new streams: GOAWAY, Shutdown, or IDs used up
+	idle       chan struct{}               // closed when closing and no stream is left
+	err        error                       // why the connection ended
+	pings      map[[8]byte]chan struct{}
+	recvUnack  uint32 // DATA bytes received and not yet given back
 }
 
 type h2Config struct {
@@ -74,6 +74,11 @@ type h2Stream struct {
 	body   []byte
 	id     uint32
 	done   chan h2Result // capacity 1: finishing never blocks
+
+	// Guarded by h2Conn.mu: set when the writer starts encoding it. Until
+	// then, a cancelled request is dropped unsent.
+	written bool
+	sentAt  time.Time
 
 	// Set by the reader goroutine only, before done.
 	status           int
@@ -118,6 +123,9 @@ const (
 	// maxResponseHeaderList bounds the header block of one answer: APNs
 	// sends two headers.
 	maxResponseHeaderList = 64 << 10
+	// maxDataFrame is the frame size every peer takes; a body goes in one
+	// DATA frame (ValidateNotification keeps payloads to 5 KiB).
+	maxDataFrame = 16384
 )
 
 // newH2Conn starts HTTP/2 on nc, a TLS connection that negotiated h2.
@@ -148,6 +156,7 @@ func newH2Conn(nc net.Conn, authority string, cfg h2Config) (*h2Conn, error) {
 	rf := http2.NewFramer(nil, bufio.NewReaderSize(nc, 16<<10))
 	rf.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	rf.MaxHeaderListSize = maxResponseHeaderList
+	rf.SetMaxReadFrameSize(16384) // what the client's SETTINGS leave at the default
 	go c.writeLoop(bw, wf)
 	go c.readLoop(rf)
 	go c.healthLoop()
@@ -175,6 +184,9 @@ func (c *h2Conn) roundTrip(ctx context.Context, path string, fields []hpack.Head
 	case c.closing:
 		c.mu.Unlock()
 		return h2Result{}, errNotUsable
+	case len(body) > maxDataFrame:
+		c.mu.Unlock()
+		return h2Result{}, fmt.Errorf("apns: a %d-byte payload exceeds one DATA frame (%d bytes)", len(body), maxDataFrame)
 	case int64(len(body)) > c.initWindow:
 		c.mu.Unlock()
 		return h2Result{}, fmt.Errorf("apns: a %d-byte payload exceeds the server's stream window of %d bytes", len(body), c.initWindow)
@@ -201,6 +213,7 @@ func (c *h2Conn) cancel(s *h2Stream) bool {
 	for i, p := range c.pending {
 		if p == s {
 			c.pending = append(c.pending[:i], c.pending[i+1:]...)
+			c.signalLocked() // the requests behind it may fit now
 			c.mu.Unlock()
 			return true
 		}
@@ -210,15 +223,42 @@ func (c *h2Conn) cancel(s *h2Stream) bool {
 		return false
 	}
 	delete(c.streams, s.id)
-	id := s.id
-	c.ctrl = append(c.ctrl, func(f *http2.Framer) error { return f.WriteRSTStream(id, http2.ErrCodeCancel) })
+	silent := false
+	if s.written {
+		// Only a stream that was opened may be reset.
+		id := s.id
+		c.ctrl = append(c.ctrl, func(f *http2.Framer) error { return f.WriteRSTStream(id, http2.ErrCodeCancel) })
+		silent = c.lastRead.Load() < s.sentAt.UnixNano()
+	}
 	c.signalLocked()
 	drained := c.streamEndedLocked()
 	c.mu.Unlock()
 	if drained {
 		c.fail(errConnClosed)
 	}
+	if silent {
+		// Nothing was read since the request went out: the connection may
+		// be dead, and would swallow the requests the freed slot lets in
+		// until readIdle passes. A PING tells within pingTimeout.
+		c.checkHealth()
+	}
 	return true
+}
+
+// checkHealth PINGs the connection, at most once at a time, and closes it
+// when no answer comes within pingTimeout.
+func (c *h2Conn) checkHealth() {
+	if !c.checking.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer c.checking.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.pingTimeout)
+		defer cancel()
+		if err := c.Ping(ctx); err != nil && c.failure() == nil {
+			c.fail(fmt.Errorf("apns: no PING answer from %s within %s after a request timed out: %w", c.authority, c.cfg.pingTimeout, err))
+		}
+	}()
 }
 
 // Ping sends a PING and waits for its acknowledgement.
@@ -295,10 +335,14 @@ func (c *h2Conn) fail(err error) {
 	close(c.done)
 	c.mu.Unlock()
 	_ = c.nc.Close()
-	for _, s := range streams {
-		s.done <- h2Result{err: err}
-	}
 	notSentErr := &notSentError{"the connection closed before the request was written: " + err.Error()}
+	for _, s := range streams {
+		if s.written {
+			s.done <- h2Result{err: err}
+		} else {
+			s.done <- h2Result{err: notSentErr}
+		}
+	}
 	for _, s := range pending {
 		s.done <- h2Result{err: notSentErr}
 	}
@@ -360,13 +404,11 @@ func (c *h2Conn) writeLoop(bw *bufio.Writer, f *http2.Framer) {
 		ctrl := c.ctrl
 		c.ctrl = nil
 		ready := c.takeReadyLocked(&nextID)
-		tableSize := int64(-1)
-		if c.tableSizeSet {
-			tableSize, c.tableSizeSet = int64(c.tableSize), false
-		}
+		tableSizes := c.tableSizes
+		c.tableSizes = nil
 		c.mu.Unlock()
 
-		err := c.writeRound(bw, f, enc, &block, ctrl, ready, tableSize)
+		err := c.writeRound(bw, f, enc, &block, ctrl, ready, tableSizes)
 		if err != nil {
 			c.fail(fmt.Errorf("apns: write to %s: %w", c.authority, err))
 			return
@@ -375,22 +417,45 @@ func (c *h2Conn) writeLoop(bw *bufio.Writer, f *http2.Framer) {
 }
 
 func (c *h2Conn) writeRound(bw *bufio.Writer, f *http2.Framer, enc *hpack.Encoder, block *headerBlock,
-	ctrl []func(*http2.Framer) error, ready []*h2Stream, tableSize int64) error {
+	ctrl []func(*http2.Framer) error, ready []*h2Stream, tableSizes []uint32) error {
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.cfg.writeTimeout))
 	for _, w := range ctrl {
 		if err := w(f); err != nil {
 			return err
 		}
 	}
-	if tableSize >= 0 { // the server's limit on our dynamic table changed
-		enc.SetMaxDynamicTableSizeLimit(uint32(tableSize))
+	// Each size in turn: the encoder then signals the smallest and the
+	// last at the start of the next block (RFC 7541 §4.2), so a server that
+	// emptied its table on a 0 is told so.
+	for _, size := range tableSizes {
+		enc.SetMaxDynamicTableSize(size)
 	}
 	for _, s := range ready {
+		if !c.startWrite(s) {
+			continue // cancelled before a byte of it was written
+		}
 		if err := c.writeRequest(f, enc, block, s); err != nil {
 			return err
 		}
 	}
 	return bw.Flush()
+}
+
+// startWrite marks s as being written, unless its caller withdrew it since
+// takeReadyLocked: then its body's share of the window is given back and
+// its stream ID is left unused (a later, higher ID closes it implicitly).
+func (c *h2Conn) startWrite(s *h2Stream) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.streams[s.id] != s {
+		if c.err == nil {
+			c.sendWindow += int64(len(s.body))
+		}
+		return false
+	}
+	s.written = true
+	s.sentAt = time.Now()
+	return true
 }
 
 // takeReadyLocked moves the requests that may start now from pending to
@@ -400,6 +465,13 @@ func (c *h2Conn) takeReadyLocked(nextID *uint32) []*h2Stream {
 	var ready []*h2Stream
 	for len(c.pending) > 0 && !c.closing && uint32(len(c.streams)) < c.maxStreams {
 		s := c.pending[0]
+		if int64(len(s.body)) > c.initWindow {
+			// The server lowered its stream window below this body since it
+			// was queued: each body goes in one DATA frame within it.
+			c.pending = c.pending[1:]
+			s.done <- h2Result{err: &notSentError{fmt.Sprintf("a %d-byte payload exceeds the server's stream window of %d bytes", len(s.body), c.initWindow)}}
+			continue
+		}
 		if int64(len(s.body)) > c.sendWindow {
 			break // wait for WINDOW_UPDATE
 		}
@@ -471,7 +543,7 @@ func (c *h2Conn) writeRequest(f *http2.Framer, enc *hpack.Encoder, block *header
 	if len(s.body) == 0 {
 		return nil
 	}
-	return f.WriteData(s.id, true, s.body) // ValidateNotification keeps payloads under 16,384 bytes
+	return f.WriteData(s.id, true, s.body) // at most maxDataFrame (roundTrip)
 }
 
 // headerBlock collects what the HPACK encoder writes.
@@ -548,7 +620,10 @@ func (c *h2Conn) headers(fr *http2.MetaHeadersFrame) {
 			c.finish(fr.StreamID, fmt.Errorf("apns: answer with :status %q", fr.PseudoValue("status")), true)
 			return
 		}
-		if status < 200 && !fr.StreamEnded() {
+		if status < 200 {
+			if fr.StreamEnded() {
+				c.finish(fr.StreamID, fmt.Errorf("apns: stream ended with informational status %d", status), false)
+			}
 			return // informational; the answer follows
 		}
 		s.status = status
@@ -580,6 +655,10 @@ func (c *h2Conn) data(fr *http2.DataFrame) {
 	}
 	s := c.stream(fr.StreamID)
 	if s == nil {
+		return
+	}
+	if s.status == 0 {
+		c.finish(fr.StreamID, errors.New("apns: DATA before the answer's HEADERS"), true)
 		return
 	}
 	if room := maxErrorBody - len(s.respBody); room > 0 {
@@ -642,7 +721,7 @@ func (c *h2Conn) settings(fr *http2.SettingsFrame) error {
 		case http2.SettingInitialWindowSize:
 			c.initWindow = int64(s.Val)
 		case http2.SettingHeaderTableSize:
-			c.tableSize, c.tableSizeSet = s.Val, true
+			c.tableSizes = append(c.tableSizes, s.Val)
 		}
 		return nil
 	})

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,12 +24,21 @@ type rawServer struct {
 	fr   *http2.Framer
 	henc *hpack.Encoder
 	hbuf headerBlock
+	// pings: next returns the client's PINGs instead of answering them.
+	pings bool
 }
 
 // newRawPair connects an h2Conn to a rawServer over loopback TCP. The
 // server has read the preface and the client's SETTINGS and sent its own
 // SETTINGS (settings).
 func newRawPair(t *testing.T, cfg h2Config, settings ...http2.Setting) (*h2Conn, *rawServer) {
+	t.Helper()
+	return newRawPairWrapped(t, nil, cfg, settings...)
+}
+
+// newRawPairWrapped is newRawPair with the client's side of the socket
+// wrapped by wrap.
+func newRawPairWrapped(t *testing.T, wrap func(net.Conn) net.Conn, cfg h2Config, settings ...http2.Setting) (*h2Conn, *rawServer) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -59,6 +69,9 @@ func newRawPair(t *testing.T, cfg h2Config, settings ...http2.Setting) (*h2Conn,
 	}
 	if cfg.writeTimeout == 0 {
 		cfg.writeTimeout = 10 * time.Second
+	}
+	if wrap != nil {
+		cn = wrap(cn)
 	}
 	c, err := newH2Conn(cn, "apns.test:443", cfg)
 	if err != nil {
@@ -97,6 +110,12 @@ func (s *rawServer) next() http2.Frame {
 			continue
 		}
 		if wu, ok := f.(*http2.WindowUpdateFrame); ok && wu.StreamID == 0 {
+			continue
+		}
+		if p, ok := f.(*http2.PingFrame); ok && !s.pings {
+			if !p.IsAck() {
+				_ = s.fr.WritePing(true, p.Data)
+			}
 			continue
 		}
 		return f
@@ -263,8 +282,18 @@ func TestH2GoAway(t *testing.T) {
 		t.Errorf("answered %d, not sent %d; want 2 and 1", answered, refused)
 	}
 	// With its last stream answered, the connection closes.
-	if _, err := s.fr.ReadFrame(); err == nil {
-		t.Error("the connection is still open after its last stream")
+	for {
+		f, err := s.fr.ReadFrame()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Error("the connection is still open after its last stream")
+			}
+			break
+		}
+		if _, ok := f.(*http2.MetaHeadersFrame); ok {
+			t.Errorf("a request after GOAWAY: %v", f)
+		}
 	}
 	if st := c.State(); !st.Closed {
 		t.Errorf("state %+v, want closed", st)
@@ -381,6 +410,7 @@ func TestH2CancelResetsStream(t *testing.T) {
 
 func TestH2SilentConnectionIsClosed(t *testing.T) {
 	c, s := newRawPair(t, h2Config{readIdle: 20 * time.Millisecond, pingTimeout: 50 * time.Millisecond})
+	s.pings = true
 	if _, ok := s.next().(*http2.PingFrame); !ok {
 		t.Fatal("no PING on a silent connection")
 	}
@@ -393,6 +423,7 @@ func TestH2SilentConnectionIsClosed(t *testing.T) {
 
 func TestH2AnswersServerPingAndSettings(t *testing.T) {
 	_, s := newRawPair(t, h2Config{})
+	s.pings = true
 	data := [8]byte{1, 2, 3, 4, 5, 6, 7, 8}
 	if err := s.fr.WritePing(false, data); err != nil {
 		t.Fatal(err)
@@ -460,6 +491,189 @@ func TestH2LargeHeaderBlockUsesContinuation(t *testing.T) {
 	if r := waitTrip(t, ch); r.err != nil {
 		t.Error(r.err)
 	}
+}
+
+// gatedConn stalls the client's writes while shut: each Write announces
+// itself on entered and waits for a token on pass (or for open).
+type gatedConn struct {
+	net.Conn
+	shut    atomic.Bool
+	entered chan struct{}
+	pass    chan struct{}
+	open    chan struct{}
+}
+
+func (g *gatedConn) Write(p []byte) (int, error) {
+	if g.shut.Load() {
+		select {
+		case g.entered <- struct{}{}:
+		case <-g.open:
+		}
+		select {
+		case <-g.pass:
+		case <-g.open:
+		}
+	}
+	return g.Conn.Write(p)
+}
+
+// readSettingsAck reads frames until the client's SETTINGS ack: the
+// client has applied the server's SETTINGS by then.
+func (s *rawServer) readSettingsAck() {
+	s.t.Helper()
+	for {
+		f, err := s.fr.ReadFrame()
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		if sf, ok := f.(*http2.SettingsFrame); ok && sf.IsAck() {
+			return
+		}
+	}
+}
+
+// A request cancelled after the writer took it, but before it wrote a byte
+// of it, is never sent: its caller was told it failed, so it must not
+// reach APNs. Its stream ID is skipped and no RST_STREAM names it.
+func TestH2CancelledBeforeWrittenIsNotSent(t *testing.T) {
+	var g *gatedConn
+	c, s := newRawPairWrapped(t, func(nc net.Conn) net.Conn {
+		g = &gatedConn{Conn: nc, entered: make(chan struct{}), pass: make(chan struct{}), open: make(chan struct{})}
+		return g
+	}, h2Config{})
+	s.readSettingsAck()
+	g.shut.Store(true)
+	a := goTrip(t.Context(), c, "{}")
+	<-g.entered                       // the writer is stalled flushing a
+	big := strings.Repeat("x", 16384) // its DATA frame alone overfills the 16 KiB write buffer
+	x := goTrip(t.Context(), c, big)
+	waitFor(t, c, "x queued", func() bool { return len(c.pending) == 1 })
+	ctx, cancel := context.WithCancel(t.Context())
+	b := goTrip(ctx, c, "{}")
+	waitFor(t, c, "b queued behind x", func() bool { return len(c.pending) == 2 })
+	g.pass <- struct{}{}
+	<-g.entered // x's DATA went past the buffer: the writer stalls in x, with b taken
+	waitFor(t, c, "b taken", func() bool { return len(c.pending) == 0 && len(c.streams) == 3 })
+	cancel()
+	if r := waitTrip(t, b); !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("b: %v", r.err)
+	}
+	close(g.open)
+	ha, _ := s.request()
+	hx, body := s.request()
+	if len(body) != len(big) {
+		t.Fatalf("x's body %d bytes", len(body))
+	}
+	next := goTrip(t.Context(), c, "{}")
+	f := s.next()
+	hn, ok := f.(*http2.MetaHeadersFrame)
+	if !ok || hn.StreamID != hx.StreamID+4 {
+		t.Fatalf("after x, want the next request's HEADERS on stream %d (b's %d skipped), got %v", hx.StreamID+4, hx.StreamID+2, f)
+	}
+	for _, id := range []uint32{ha.StreamID, hx.StreamID, hn.StreamID} {
+		s.answer(id, "200", "")
+	}
+	for _, ch := range []<-chan tripResult{a, x, next} {
+		if r := waitTrip(t, ch); r.err != nil {
+			t.Error(r.err)
+		}
+	}
+}
+
+// Withdrawing the queued request that waits for the window lets the one
+// behind it, which fits, go at once.
+func TestH2CancelledQueuedRequestWakesWriter(t *testing.T) {
+	c, s := newRawPair(t, h2Config{})
+	for range 4 {
+		first := goTrip(t.Context(), c, strings.Repeat("x", 16000))
+		h, _ := s.request()
+		s.answer(h.StreamID, "200", "")
+		waitTrip(t, first)
+	} // 1,535 bytes of window left: no WINDOW_UPDATE
+	ctx, cancel := context.WithCancel(t.Context())
+	a := goTrip(ctx, c, strings.Repeat("a", 2000))
+	waitFor(t, c, "a waiting", func() bool { return len(c.pending) == 1 })
+	b := goTrip(t.Context(), c, "b")
+	waitFor(t, c, "b waiting", func() bool { return len(c.pending) == 2 })
+	cancel()
+	waitTrip(t, a)
+	h, body := s.request()
+	if string(body) != "b" {
+		t.Fatalf("want b's request, got body %q", body)
+	}
+	s.answer(h.StreamID, "200", "")
+	if r := waitTrip(t, b); r.err != nil {
+		t.Error(r.err)
+	}
+}
+
+// A written request that times out on a connection that has read nothing
+// since makes the client PING at once, not after readIdle.
+func TestH2TimeoutOnSilentConnectionPings(t *testing.T) {
+	c, s := newRawPair(t, h2Config{pingTimeout: 50 * time.Millisecond})
+	s.pings = true
+	s.readSettingsAck()
+	ctx, cancel := context.WithCancel(t.Context())
+	ch := goTrip(ctx, c, "{}")
+	s.request()
+	cancel()
+	waitTrip(t, ch)
+	if _, ok := s.next().(*http2.RSTStreamFrame); !ok {
+		t.Fatal("want RST_STREAM")
+	}
+	if _, ok := s.next().(*http2.PingFrame); !ok {
+		t.Fatal("want a PING after a timeout on a silent connection")
+	}
+	waitFor(t, c, "the unanswered connection closed", func() bool { return c.err != nil })
+}
+
+func TestH2MalformedAnswers(t *testing.T) {
+	for name, send := range map[string]func(s *rawServer, id uint32){
+		"1xx ending the stream": func(s *rawServer, id uint32) { s.answer(id, "103", "") },
+		"DATA before HEADERS":   func(s *rawServer, id uint32) { _ = s.fr.WriteData(id, true, []byte("x")) },
+		"no :status":            func(s *rawServer, id uint32) { s.answer(id, "", "") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, s := newRawPair(t, h2Config{})
+			ch := goTrip(t.Context(), c, "{}")
+			h, _ := s.request()
+			send(s, h.StreamID)
+			if r := waitTrip(t, ch); r.err == nil || notSent(r.err) {
+				t.Errorf("got %+v; want an error (not 'not sent')", r)
+			}
+		})
+	}
+}
+
+// Two table sizes in one SETTINGS, 0 then 4096: the next block signals
+// the 0 first, so a server that emptied its table on it stays in step.
+func TestH2HeaderTableSizesInOrder(t *testing.T) {
+	c, s := newRawPair(t, h2Config{})
+	s.readSettingsAck() // the first SETTINGS' ack, so that the one read below is the second's
+	topic := hpack.HeaderField{Name: "apns-topic", Value: "com.example.app"}
+	ch := goTrip(t.Context(), c, "{}", topic)
+	h, _ := s.request()
+	s.answer(h.StreamID, "200", "")
+	waitTrip(t, ch)
+	if err := s.fr.WriteSettings(http2.Setting{ID: http2.SettingHeaderTableSize, Val: 0}, http2.Setting{ID: http2.SettingHeaderTableSize, Val: 4096}); err != nil {
+		t.Fatal(err)
+	}
+	s.readSettingsAck()
+	s.fr.ReadMetaHeaders = nil // read the raw block
+	ch = goTrip(t.Context(), c, "{}", topic)
+	f, err := s.fr.ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hf, ok := f.(*http2.HeadersFrame)
+	if !ok {
+		t.Fatalf("want HEADERS, got %v", f)
+	}
+	if blk := hf.HeaderBlockFragment(); len(blk) == 0 || blk[0] != 0x20 {
+		t.Errorf("block starts %x, want a table size update to 0 (20)", blk[:min(len(blk), 4)])
+	}
+	_ = c.Close()
+	waitTrip(t, ch)
 }
 
 func TestH2HeaderTableSizeZero(t *testing.T) {
