@@ -37,7 +37,8 @@ import (
 //   - a connection silent for readIdle is PINGed, and closed when no
 //     answer comes within pingTimeout; a write stalled for writeTimeout
 //     closes it;
-//   - a request whose context ends resets its stream (CANCEL).
+//   - a request whose context ends resets its stream (CANCEL), or, when
+//     the writer has not started it, is dropped unsent.
 type h2Conn struct {
 	nc        net.Conn
 	authority string // :authority of every request
@@ -213,7 +214,7 @@ func (c *h2Conn) cancel(s *h2Stream) bool {
 	for i, p := range c.pending {
 		if p == s {
 			c.pending = append(c.pending[:i], c.pending[i+1:]...)
-			c.signalLocked() // the requests behind it may fit now
+			c.signal() // the requests behind it may fit now
 			c.mu.Unlock()
 			return true
 		}
@@ -227,10 +228,10 @@ func (c *h2Conn) cancel(s *h2Stream) bool {
 	if s.written {
 		// Only a stream that was opened may be reset.
 		id := s.id
-		c.ctrl = append(c.ctrl, func(f *http2.Framer) error { return f.WriteRSTStream(id, http2.ErrCodeCancel) })
+		c.controlLocked(func(f *http2.Framer) error { return f.WriteRSTStream(id, http2.ErrCodeCancel) })
 		silent = c.lastRead.Load() < s.sentAt.UnixNano()
 	}
-	c.signalLocked()
+	c.signal()
 	drained := c.streamEndedLocked()
 	c.mu.Unlock()
 	if drained {
@@ -272,8 +273,7 @@ func (c *h2Conn) Ping(ctx context.Context) error {
 		return c.err
 	}
 	c.pings[data] = ack
-	c.ctrl = append(c.ctrl, func(f *http2.Framer) error { return f.WritePing(false, data) })
-	c.signalLocked()
+	c.controlLocked(func(f *http2.Framer) error { return f.WritePing(false, data) })
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
@@ -384,7 +384,11 @@ func (c *h2Conn) signal() {
 	}
 }
 
-func (c *h2Conn) signalLocked() { c.signal() }
+// controlLocked queues a control frame for the writer's next round.
+func (c *h2Conn) controlLocked(w func(*http2.Framer) error) {
+	c.ctrl = append(c.ctrl, w)
+	c.signal()
+}
 
 // writeLoop writes what is waiting (control frames first, then every
 // request a stream slot and the window allow) and flushes once per round.
@@ -648,8 +652,7 @@ func (c *h2Conn) data(fr *http2.DataFrame) {
 		if c.recvUnack >= recvWindowRefill {
 			give := c.recvUnack
 			c.recvUnack = 0
-			c.ctrl = append(c.ctrl, func(f *http2.Framer) error { return f.WriteWindowUpdate(0, give) })
-			c.signalLocked()
+			c.controlLocked(func(f *http2.Framer) error { return f.WriteWindowUpdate(0, give) })
 		}
 		c.mu.Unlock()
 	}
@@ -681,9 +684,9 @@ func (c *h2Conn) finish(id uint32, err error, reset bool) {
 	}
 	delete(c.streams, id)
 	if reset {
-		c.ctrl = append(c.ctrl, func(f *http2.Framer) error { return f.WriteRSTStream(id, http2.ErrCodeProtocol) })
+		c.controlLocked(func(f *http2.Framer) error { return f.WriteRSTStream(id, http2.ErrCodeProtocol) })
 	}
-	c.signalLocked() // a stream slot is free
+	c.signal() // a stream slot is free
 	drained := c.streamEndedLocked()
 	c.mu.Unlock()
 	if err != nil {
@@ -728,8 +731,7 @@ func (c *h2Conn) settings(fr *http2.SettingsFrame) error {
 	if err != nil {
 		return err
 	}
-	c.ctrl = append(c.ctrl, func(f *http2.Framer) error { return f.WriteSettingsAck() })
-	c.signalLocked()
+	c.controlLocked(func(f *http2.Framer) error { return f.WriteSettingsAck() })
 	return nil
 }
 
@@ -743,7 +745,7 @@ func (c *h2Conn) windowUpdate(fr *http2.WindowUpdateFrame) error {
 	if c.sendWindow > maxStreamID {
 		return errors.New("connection window over 2^31-1")
 	}
-	c.signalLocked()
+	c.signal()
 	return nil
 }
 
@@ -758,8 +760,7 @@ func (c *h2Conn) ping(fr *http2.PingFrame) {
 		return
 	}
 	data := fr.Data
-	c.ctrl = append(c.ctrl, func(f *http2.Framer) error { return f.WritePing(true, data) })
-	c.signalLocked()
+	c.controlLocked(func(f *http2.Framer) error { return f.WritePing(true, data) })
 }
 
 // goAway fails the streams APNs will not process as not sent, takes no new
