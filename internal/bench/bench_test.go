@@ -181,6 +181,26 @@ func TestProc(t *testing.T) {
 	if !p.ok || p.rss <= 0 || p.hwm < p.rss {
 		t.Fatalf("sampleProc(self) = %+v", p)
 	}
+	if !p.io.ok {
+		t.Skip("/proc/self/io is not readable here")
+	}
+	f, err := os.Create(filepath.Join(t.TempDir(), "w"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for range 3 {
+		if _, err := f.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q := sampleProc(os.Getpid())
+	if got := q.io.writeCalls - p.io.writeCalls; got < 3 {
+		t.Errorf("%d write syscalls counted for 3 writes", got)
+	}
+	if q.io.readCalls < p.io.readCalls || q.io.storageWrites < p.io.storageWrites {
+		t.Errorf("counters went back: %+v then %+v", p.io, q.io)
+	}
 }
 
 func TestMedian(t *testing.T) {

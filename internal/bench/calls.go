@@ -193,6 +193,7 @@ func runCallOffline(ctx context.Context, e *env, r *Result) error {
 	if p0.ok && p1.ok {
 		r.add("ringd CPU per invite", float64((p1.cpu-p0.cpu).Microseconds())/float64(max(ok.Load(), 1)), "µs", "utime+stime delta ÷ invites")
 		r.add("ringd peak RSS", float64(p1.hwm)/(1<<20), "MiB", "VmHWM")
+		addIO(r, p0, p1, ok.Load(), "invite")
 	}
 	return nil
 }
@@ -319,6 +320,7 @@ func runCallOnline(ctx context.Context, e *env, r *Result) error {
 	if p0.ok && p1.ok {
 		r.add("ringd CPU per call", float64((p1.cpu-p0.cpu).Microseconds())/float64(max(ok.Load(), 1)), "µs", "utime+stime delta ÷ completed calls")
 		r.add("ringd peak RSS", float64(p1.hwm)/(1<<20), "MiB", "VmHWM")
+		addIO(r, p0, p1, ok.Load(), "call")
 	}
 	return nil
 }

@@ -67,11 +67,67 @@ func memStatus(pid int) (rss, hwm int64, err error) {
 	return rss, hwm, sc.Err()
 }
 
+// ioCounts is the part of /proc/<pid>/io that counts system calls and
+// storage writes. Unlike CPU time, these counts do not depend on how busy
+// the machine is, so they compare builds on a noisy machine.
+type ioCounts struct {
+	readCalls, writeCalls int64 // syscr, syscw: read and write system calls, sockets included
+	storageWrites         int64 // write_bytes: bytes sent towards storage
+	ok                    bool
+}
+
+// readIO reads pid's I/O counters; ok is false where /proc/<pid>/io is
+// missing or not readable.
+func readIO(pid int) ioCounts {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return ioCounts{}
+	}
+	var c ioCounts
+	found := 0
+	for line := range strings.Lines(string(b)) {
+		name, value, ok := strings.Cut(strings.TrimSpace(line), ": ")
+		if !ok {
+			continue
+		}
+		var dst *int64
+		switch name {
+		case "syscr":
+			dst = &c.readCalls
+		case "syscw":
+			dst = &c.writeCalls
+		case "write_bytes":
+			dst = &c.storageWrites
+		default:
+			continue
+		}
+		if n, err := strconv.ParseInt(value, 10, 64); err == nil {
+			*dst = n
+			found++
+		}
+	}
+	c.ok = found == 3
+	return c
+}
+
 // procSample is one reading of a process.
 type procSample struct {
 	cpu      time.Duration
 	rss, hwm int64
+	io       ioCounts
 	ok       bool
+}
+
+// addIO reports the system calls and storage writes between p0 and p1 per
+// unit (a push, an invite, a call), when both readings have them.
+func addIO(r *Result, p0, p1 procSample, n int64, unit string) {
+	if !p0.io.ok || !p1.io.ok || n <= 0 {
+		return
+	}
+	per := func(a, b int64) float64 { return float64(b-a) / float64(n) }
+	r.add("ringd write syscalls per "+unit, per(p0.io.writeCalls, p1.io.writeCalls), "calls", "syscw delta of /proc/<pid>/io ÷ "+unit+"s (sockets included)")
+	r.add("ringd read syscalls per "+unit, per(p0.io.readCalls, p1.io.readCalls), "calls", "syscr delta ÷ "+unit+"s (sockets included)")
+	r.add("ringd storage writes per "+unit, per(p0.io.storageWrites, p1.io.storageWrites)/1024, "KiB", "write_bytes delta ÷ "+unit+"s (database, WAL and checkpoints)")
 }
 
 func sampleProc(pid int) procSample {
@@ -86,5 +142,5 @@ func sampleProc(pid int) procSample {
 	if err != nil {
 		return procSample{}
 	}
-	return procSample{cpu: c, rss: r, hwm: h, ok: true}
+	return procSample{cpu: c, rss: r, hwm: h, io: readIO(pid), ok: true}
 }

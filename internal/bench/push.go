@@ -140,6 +140,7 @@ func runPush(ctx context.Context, e *env, r *Result) error {
 		r.add("ringd CPU utilisation", (p1.cpu-p0.cpu).Seconds()/elapsed.Seconds()*100, "% of a core", "")
 		r.add("ringd peak RSS", float64(p1.hwm)/(1<<20), "MiB", "VmHWM (whole process life, setup included)")
 		r.add("ringd RSS at end", float64(p1.rss)/(1<<20), "MiB", "VmRSS")
+		addIO(r, p0, p1, int64(o.Pushes), "push")
 	} else {
 		r.note("no /proc readings of ringd (give --pid)")
 	}
