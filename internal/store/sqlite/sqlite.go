@@ -162,6 +162,7 @@ var dialect = sqlstore.Dialect{
 	ClaimDeliveries: claimDeliveries,
 	ClaimWebhooks:   claimWebhooks,
 	AnonymousParams: true,
+	ConsecutiveIDs:  true,
 	Classify:        classify,
 }
 

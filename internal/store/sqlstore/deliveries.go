@@ -30,12 +30,19 @@ const insertDeliveriesPrefix = `INSERT INTO deliveries (push_id, sdk_app_id, use
 	environment, kind, device_id, apns_id, state, attempts, next_attempt_at, lease_until, reason, updated_at)
 VALUES `
 
-// RETURNING gives no row order on either engine, so each returned ID is
-// matched to its delivery by (push, token, apns-id); rows equal in all
-// three take their IDs in insertion order.
 const insertDeliveriesReturning = ` RETURNING id, push_id, token, apns_id`
 
 type deliveryKey struct{ push, token, apnsID string }
+
+// insertDeliveriesQuery is the multi-row INSERT of rows deliveries: with
+// RETURNING their IDs unless the dialect's IDs are consecutive.
+func (db *DB) insertDeliveriesQuery(rows int) string {
+	q := insertDeliveriesPrefix + db.valueRows(rows, 15)
+	if !db.d.ConsecutiveIDs {
+		q += insertDeliveriesReturning
+	}
+	return q
+}
 
 // insertDeliveries inserts ds, already filled, with multi-row INSERTs and
 // sets their IDs. full, when not nil, is the prepared INSERT of a full
@@ -48,49 +55,93 @@ func (db *DB) insertDeliveries(ctx context.Context, tx *sql.Tx, ds []*store.Deli
 				d.Environment, d.Kind, d.DeviceID, d.APNsID, d.State, d.Attempts,
 				ms(d.NextAttemptAt), ms(d.LeaseUntil), d.Reason, ms(d.UpdatedAt))
 		}
-		var rows *sql.Rows
-		var err error
-		if full != nil && len(chunk) == deliveryRowsPerInsert {
-			rows, err = tx.StmtContext(ctx, full).QueryContext(ctx, args...)
-		} else {
-			rows, err = tx.QueryContext(ctx, insertDeliveriesPrefix+db.valueRows(len(chunk), 15)+insertDeliveriesReturning, args...)
-		}
-		if err != nil {
-			return err
-		}
-		type returned struct {
-			id  int64
-			key deliveryKey
-		}
-		got := make([]returned, 0, len(chunk))
-		err = eachRow(rows, func(row scanner) error {
-			var r returned
-			if err := row.Scan(&r.id, &r.key.push, &r.key.token, &r.key.apnsID); err != nil {
+		stmt := full
+		if stmt == nil || len(chunk) != deliveryRowsPerInsert {
+			var err error
+			if stmt, err = tx.PrepareContext(ctx, db.insertDeliveriesQuery(len(chunk))); err != nil {
 				return err
 			}
-			got = append(got, r)
-			return nil
-		})
-		if err != nil {
+			defer stmt.Close()
+		} else {
+			stmt = tx.StmtContext(ctx, stmt)
+		}
+		insert := setReturnedIDs
+		if db.d.ConsecutiveIDs {
+			insert = setConsecutiveIDs
+		}
+		if err := insert(ctx, stmt, args, chunk); err != nil {
 			return err
 		}
-		if len(got) != len(chunk) {
-			return fmt.Errorf("insert deliveries: %d rows returned for %d inserted", len(got), len(chunk))
+	}
+	return nil
+}
+
+// setConsecutiveIDs runs the INSERT of chunk and gives its rows the IDs
+// that end at the last inserted one (Dialect.ConsecutiveIDs).
+func setConsecutiveIDs(ctx context.Context, insert *sql.Stmt, args []any, chunk []*store.Delivery) error {
+	res, err := insert.ExecContext(ctx, args...)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	last, err := res.LastInsertId()
+	if err != nil {
+		return err
+	}
+	if int(n) != len(chunk) || last < n {
+		return fmt.Errorf("insert deliveries: %d rows inserted for %d, the last with ID %d", n, len(chunk), last)
+	}
+	first := last - n + 1
+	for i, d := range chunk {
+		d.ID = first + int64(i)
+	}
+	return nil
+}
+
+// setReturnedIDs runs the INSERT … RETURNING of chunk and matches each
+// returned ID to its delivery by (push, token, apns-id): RETURNING gives
+// no row order on either engine, and rows equal in all three take their
+// IDs in insertion order.
+func setReturnedIDs(ctx context.Context, insert *sql.Stmt, args []any, chunk []*store.Delivery) error {
+	rows, err := insert.QueryContext(ctx, args...)
+	if err != nil {
+		return err
+	}
+	type returned struct {
+		id  int64
+		key deliveryKey
+	}
+	got := make([]returned, 0, len(chunk))
+	err = eachRow(rows, func(row scanner) error {
+		var r returned
+		if err := row.Scan(&r.id, &r.key.push, &r.key.token, &r.key.apnsID); err != nil {
+			return err
 		}
-		slices.SortFunc(got, func(a, b returned) int { return cmp.Compare(a.id, b.id) })
-		waiting := make(map[deliveryKey][]*store.Delivery, len(chunk))
-		for _, d := range chunk {
-			k := deliveryKey{d.PushID, d.Token, d.APNsID}
-			waiting[k] = append(waiting[k], d)
+		got = append(got, r)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(got) != len(chunk) {
+		return fmt.Errorf("insert deliveries: %d rows returned for %d inserted", len(got), len(chunk))
+	}
+	slices.SortFunc(got, func(a, b returned) int { return cmp.Compare(a.id, b.id) })
+	waiting := make(map[deliveryKey][]*store.Delivery, len(chunk))
+	for _, d := range chunk {
+		k := deliveryKey{d.PushID, d.Token, d.APNsID}
+		waiting[k] = append(waiting[k], d)
+	}
+	for _, r := range got {
+		q := waiting[r.key]
+		if len(q) == 0 {
+			return fmt.Errorf("insert deliveries: returned row %d matches no delivery", r.id)
 		}
-		for _, r := range got {
-			q := waiting[r.key]
-			if len(q) == 0 {
-				return fmt.Errorf("insert deliveries: returned row %d matches no delivery", r.id)
-			}
-			q[0].ID = r.id
-			waiting[r.key] = q[1:]
-		}
+		q[0].ID = r.id
+		waiting[r.key] = q[1:]
 	}
 	return nil
 }

@@ -55,7 +55,7 @@ func (db *DB) fullChunkStmts(ctx context.Context, pushes, deliveries int) (chunk
 		}
 	}
 	if deliveries >= deliveryRowsPerInsert {
-		c.deliveries, err = db.prepared(ctx, insertDeliveriesPrefix+db.valueRows(deliveryRowsPerInsert, 15)+insertDeliveriesReturning)
+		c.deliveries, err = db.prepared(ctx, db.insertDeliveriesQuery(deliveryRowsPerInsert))
 	}
 	return c, err
 }

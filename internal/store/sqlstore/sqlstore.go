@@ -44,6 +44,15 @@ type Dialect struct {
 	// and to bind.
 	AnonymousParams bool
 
+	// ConsecutiveIDs says that a multi-row INSERT gives the rows of its
+	// VALUES consecutive IDs in their order, ending at the ID the result
+	// reports as the last inserted. SQLite does: one writer at a time, and
+	// each AUTOINCREMENT row takes the largest ID so far plus one. The IDs
+	// of new deliveries are then known without RETURNING, whose rows cost
+	// more than the INSERT they come from (docs/performance.md). PostgreSQL
+	// sequences give no such promise under concurrent inserts.
+	ConsecutiveIDs bool
+
 	// Classify maps a driver error to store.ErrConflict, ErrNotFound or
 	// ErrUnavailable, or returns nil when none applies.
 	Classify func(error) error

@@ -3,6 +3,7 @@ package storetest
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/ringd/ringd/internal/store"
 )
@@ -91,7 +92,33 @@ func testCreatePushes(t *testing.T, open Open) {
 			n, err := s.OutboxDepth(ctx)
 			must(t, err)
 			equal(t, "OutboxDepth", n, countDeliveries(b, store.DeliveryPending))
+			checkDeliveryIDs(t, s, b) // last: it leases the deliveries
 		})
+	}
+}
+
+// checkDeliveryIDs claims every pending delivery of b and checks that
+// each ID set by CreatePushes is the stored row's: SQLite derives them
+// from the last inserted ID instead of reading them back.
+func checkDeliveryIDs(t *testing.T, s store.Store, b []store.PushWithDeliveries) {
+	t.Helper()
+	type key struct{ push, token string }
+	want := map[key]int64{}
+	for _, pd := range b {
+		for _, d := range pd.Deliveries {
+			if d.State == store.DeliveryPending {
+				want[key{d.PushID, d.Token}] = d.ID
+			}
+		}
+	}
+	now := at(3600) // every delivery is due
+	claimed, err := s.ClaimDeliveries(t.Context(), now, now.Add(60*time.Second), len(want)+1)
+	must(t, err)
+	equal(t, "deliveries claimed", len(claimed), len(want))
+	for _, d := range claimed {
+		if id, ok := want[key{d.PushID, d.Token}]; !ok || id != d.ID {
+			t.Fatalf("stored delivery %d of push %s (token %s): CreatePushes set ID %d", d.ID, d.PushID, d.Token, id)
+		}
 	}
 }
 
