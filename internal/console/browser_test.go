@@ -435,7 +435,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.do(chromedp.SetValue(chromedp.CSS("#pushes-user"), "carol"), chromedp.Submit(chromedp.CSS("#pushes-user")))
 	b.waitText("h2", "Recent pushes to carol")
 	b.do(chromedp.Click(chromedp.CSS(`a[href$="/pushes/` + res.PushID + `"]`)))
-	page := b.waitText("main", "bad devicetoken")
+	// The list just left may show "bad devicetoken" too: wait for the
+	// trace page's own heading.
+	page := b.waitText("main", "What “bad devicetoken” means")
 	for _, want := range []string{"BadDeviceToken", strconv.FormatInt(devID, 10), strconv.FormatInt(prodID, 10), "What “bad devicetoken” means", "apns-unique-id"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("troubleshooting page lacks %q", want)
