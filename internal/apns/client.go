@@ -172,8 +172,14 @@ func (c *Client) Send(ctx context.Context, cred *Credential, n *Notification) (*
 	if cred.SigningKey != nil && n.Topic == "" {
 		return nil, reqErr("MissingTopic", "token authentication needs apns-topic")
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
-	defer cancel()
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > c.cfg.RequestTimeout {
+		// Only when ctx would allow longer: a context that ends no later
+		// already bounds the request, and each derived one costs a timer
+		// and the parent's bookkeeping on every push.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.RequestTimeout)
+		defer cancel()
+	}
 	start := time.Now()
 	resp, retry, err := p.send(ctx, n)
 	if retry && ctx.Err() == nil {

@@ -173,15 +173,48 @@ func TestSendToleratesBadBodies(t *testing.T) {
 	}
 }
 
+// A request APNs never answers ends at the earlier of ctx's deadline and
+// RequestTimeout, whichever of them is set, as a deadline error.
 func TestSendDeadlineIsAnError(t *testing.T) {
-	f := newFakeAPNs(t, fakeOptions{})
-	f.setAnswer(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
-	c := newTestClient(t, f, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	resp, err := c.Send(ctx, newP8Credential(t, 7), voipNotification())
-	if resp != nil || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Send = %v, %v; want nil, deadline exceeded", resp, err)
+	const short, long = 100 * time.Millisecond, time.Hour
+	tests := []struct {
+		name           string
+		ctxTimeout     time.Duration // 0: no deadline
+		requestTimeout time.Duration
+	}{
+		{"ctx ends first", short, long},
+		{"no ctx deadline", 0, short},
+		{"ctx deadline later than RequestTimeout", long, short},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeAPNs(t, fakeOptions{})
+			f.setAnswer(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+			c := newTestClient(t, f, func(cfg *Config) { cfg.RequestTimeout = tc.requestTimeout })
+			ctx := context.Background()
+			if tc.ctxTimeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tc.ctxTimeout)
+				defer cancel()
+			}
+			type result struct {
+				resp *Response
+				err  error
+			}
+			done := make(chan result, 1)
+			go func() {
+				resp, err := c.Send(ctx, newP8Credential(t, int64(7+i)), voipNotification())
+				done <- result{resp, err}
+			}()
+			select {
+			case r := <-done:
+				if r.resp != nil || !errors.Is(r.err, context.DeadlineExceeded) {
+					t.Fatalf("Send = %v, %v; want nil, deadline exceeded", r.resp, r.err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("Send did not return: no deadline bounded the request")
+			}
+		})
 	}
 }
 
