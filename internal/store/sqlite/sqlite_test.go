@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"errors"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -124,4 +125,37 @@ func TestUpgrade(t *testing.T) {
 		t.Cleanup(func() { _ = s.Close() })
 		return s
 	})
+}
+
+// The store sets new delivery IDs from the last inserted one
+// (sqlstore.Dialect.ConsecutiveIDs), which holds only while deliveries is a
+// rowid table whose IDs are AUTOINCREMENT and no trigger inserts rows
+// into it or skips any: a migration that changes either must change the
+// dialect too.
+func TestDeliveriesKeepConsecutiveIDs(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ringd.db")
+	s, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var ddl string
+	if err := raw.QueryRowContext(t.Context(), `SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'deliveries'`).Scan(&ddl); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(ddl, "id              INTEGER PRIMARY KEY AUTOINCREMENT") || strings.Contains(strings.ToUpper(ddl), "WITHOUT ROWID") {
+		t.Errorf("deliveries is no longer a rowid table with AUTOINCREMENT IDs:\n%s", ddl)
+	}
+	var triggers int
+	if err := raw.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger'`).Scan(&triggers); err != nil {
+		t.Fatal(err)
+	}
+	if triggers != 0 {
+		t.Errorf("the schema has %d triggers: check that none writes deliveries", triggers)
+	}
 }

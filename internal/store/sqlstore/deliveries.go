@@ -46,7 +46,9 @@ func (db *DB) insertDeliveriesQuery(rows int) string {
 
 // insertDeliveries inserts ds, already filled, with multi-row INSERTs and
 // sets their IDs. full, when not nil, is the prepared INSERT of a full
-// chunk of deliveryRowsPerInsert rows.
+// chunk of deliveryRowsPerInsert rows; a smaller chunk's INSERT goes
+// through tx as text, which pgx answers from its own statement cache
+// where an explicit prepare would cost two more round trips.
 func (db *DB) insertDeliveries(ctx context.Context, tx *sql.Tx, ds []*store.Delivery, full *sql.Stmt) error {
 	for chunk := range slices.Chunk(ds, deliveryRowsPerInsert) {
 		args := make([]any, 0, len(chunk)*15)
@@ -55,34 +57,43 @@ func (db *DB) insertDeliveries(ctx context.Context, tx *sql.Tx, ds []*store.Deli
 				d.Environment, d.Kind, d.DeviceID, d.APNsID, d.State, d.Attempts,
 				ms(d.NextAttemptAt), ms(d.LeaseUntil), d.Reason, ms(d.UpdatedAt))
 		}
-		stmt := full
-		if stmt == nil || len(chunk) != deliveryRowsPerInsert {
-			var err error
-			if stmt, err = tx.PrepareContext(ctx, db.insertDeliveriesQuery(len(chunk))); err != nil {
-				return err
-			}
-			defer stmt.Close()
-		} else {
-			stmt = tx.StmtContext(ctx, stmt)
+		var stmt *sql.Stmt
+		if full != nil && len(chunk) == deliveryRowsPerInsert {
+			stmt = tx.StmtContext(ctx, full)
 		}
-		insert := setReturnedIDs
+		query := db.insertDeliveriesQuery(len(chunk))
+		var err error
 		if db.d.ConsecutiveIDs {
-			insert = setConsecutiveIDs
+			var res sql.Result
+			if stmt != nil {
+				res, err = stmt.ExecContext(ctx, args...)
+			} else {
+				res, err = tx.ExecContext(ctx, query, args...)
+			}
+			if err == nil {
+				err = setConsecutiveIDs(res, chunk)
+			}
+		} else {
+			var rows *sql.Rows
+			if stmt != nil {
+				rows, err = stmt.QueryContext(ctx, args...)
+			} else {
+				rows, err = tx.QueryContext(ctx, query, args...)
+			}
+			if err == nil {
+				err = setReturnedIDs(rows, chunk)
+			}
 		}
-		if err := insert(ctx, stmt, args, chunk); err != nil {
+		if err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// setConsecutiveIDs runs the INSERT of chunk and gives its rows the IDs
+// setConsecutiveIDs gives the rows of chunk, inserted with res, the IDs
 // that end at the last inserted one (Dialect.ConsecutiveIDs).
-func setConsecutiveIDs(ctx context.Context, insert *sql.Stmt, args []any, chunk []*store.Delivery) error {
-	res, err := insert.ExecContext(ctx, args...)
-	if err != nil {
-		return err
-	}
+func setConsecutiveIDs(res sql.Result, chunk []*store.Delivery) error {
 	n, err := res.RowsAffected()
 	if err != nil {
 		return err
@@ -101,21 +112,17 @@ func setConsecutiveIDs(ctx context.Context, insert *sql.Stmt, args []any, chunk 
 	return nil
 }
 
-// setReturnedIDs runs the INSERT … RETURNING of chunk and matches each
-// returned ID to its delivery by (push, token, apns-id): RETURNING gives
-// no row order on either engine, and rows equal in all three take their
-// IDs in insertion order.
-func setReturnedIDs(ctx context.Context, insert *sql.Stmt, args []any, chunk []*store.Delivery) error {
-	rows, err := insert.QueryContext(ctx, args...)
-	if err != nil {
-		return err
-	}
+// setReturnedIDs reads the RETURNING rows of chunk's INSERT and matches
+// each returned ID to its delivery by (push, token, apns-id): RETURNING
+// gives no row order on either engine, and rows equal in all three take
+// their IDs in insertion order.
+func setReturnedIDs(rows *sql.Rows, chunk []*store.Delivery) error {
 	type returned struct {
 		id  int64
 		key deliveryKey
 	}
 	got := make([]returned, 0, len(chunk))
-	err = eachRow(rows, func(row scanner) error {
+	err := eachRow(rows, func(row scanner) error {
 		var r returned
 		if err := row.Scan(&r.id, &r.key.push, &r.key.token, &r.key.apnsID); err != nil {
 			return err
