@@ -121,13 +121,17 @@ type procSample struct {
 // addIO reports the system calls and storage writes between p0 and p1 per
 // unit (a push, an invite, a call), when both readings have them.
 func addIO(r *Result, p0, p1 procSample, n int64, unit string) {
-	if !p0.io.ok || !p1.io.ok || n <= 0 {
+	if n <= 0 {
+		return
+	}
+	if !p0.io.ok || !p1.io.ok {
+		r.note("no readings of /proc/<pid>/io (task I/O accounting off, or ringd runs as another user): syscalls and storage writes left out")
 		return
 	}
 	per := func(a, b int64) float64 { return float64(b-a) / float64(n) }
 	r.add("ringd write syscalls per "+unit, per(p0.io.writeCalls, p1.io.writeCalls), "calls", "syscw delta of /proc/<pid>/io ÷ "+unit+"s (sockets included)")
 	r.add("ringd read syscalls per "+unit, per(p0.io.readCalls, p1.io.readCalls), "calls", "syscr delta ÷ "+unit+"s (sockets included)")
-	r.add("ringd storage writes per "+unit, per(p0.io.storageWrites, p1.io.storageWrites)/1024, "KiB", "write_bytes delta ÷ "+unit+"s (database, WAL and checkpoints)")
+	r.add("ringd storage writes per "+unit, per(p0.io.storageWrites, p1.io.storageWrites)/1024, "KiB", "write_bytes delta ÷ "+unit+"s (database, WAL and checkpoints; cancelled_write_bytes not subtracted)")
 }
 
 func sampleProc(pid int) procSample {
