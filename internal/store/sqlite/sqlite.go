@@ -50,8 +50,7 @@ const (
 		"&_pragma=synchronous(NORMAL)" +
 		"&_pragma=foreign_keys(1)" +
 		"&_pragma=wal_autocheckpoint(" + autoCheckpointPages + ")" + // checkpoint.go
-		"&_pragma=journal_size_limit(67108864)" +
-		"&_pragma=temp_store(MEMORY)"
+		"&_pragma=journal_size_limit(67108864)"
 	checkpointParams = "_pragma=busy_timeout(5000)"
 	readerParams     = "_pragma=busy_timeout(5000)" +
 		"&_pragma=foreign_keys(1)" +
