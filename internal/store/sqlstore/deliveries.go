@@ -61,34 +61,40 @@ func (db *DB) insertDeliveries(ctx context.Context, tx *sql.Tx, ds []*store.Deli
 		if full != nil && len(chunk) == deliveryRowsPerInsert {
 			stmt = tx.StmtContext(ctx, full)
 		}
-		query := db.insertDeliveriesQuery(len(chunk))
-		var err error
-		if db.d.ConsecutiveIDs {
-			var res sql.Result
-			if stmt != nil {
-				res, err = stmt.ExecContext(ctx, args...)
-			} else {
-				res, err = tx.ExecContext(ctx, query, args...)
-			}
-			if err == nil {
-				err = setConsecutiveIDs(res, chunk)
-			}
-		} else {
-			var rows *sql.Rows
-			if stmt != nil {
-				rows, err = stmt.QueryContext(ctx, args...)
-			} else {
-				rows, err = tx.QueryContext(ctx, query, args...)
-			}
-			if err == nil {
-				err = setReturnedIDs(rows, chunk)
-			}
-		}
-		if err != nil {
+		if err := db.insertChunk(ctx, tx, stmt, args, chunk); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// insertChunk runs the INSERT of one chunk, stmt when not nil or else its
+// text through tx, and sets the chunk's IDs as the dialect allows.
+func (db *DB) insertChunk(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, args []any, chunk []*store.Delivery) error {
+	if db.d.ConsecutiveIDs {
+		var res sql.Result
+		var err error
+		if stmt != nil {
+			res, err = stmt.ExecContext(ctx, args...)
+		} else {
+			res, err = tx.ExecContext(ctx, db.insertDeliveriesQuery(len(chunk)), args...)
+		}
+		if err != nil {
+			return err
+		}
+		return setConsecutiveIDs(res, chunk)
+	}
+	var rows *sql.Rows
+	var err error
+	if stmt != nil {
+		rows, err = stmt.QueryContext(ctx, args...)
+	} else {
+		rows, err = tx.QueryContext(ctx, db.insertDeliveriesQuery(len(chunk)), args...)
+	}
+	if err != nil {
+		return err
+	}
+	return setReturnedIDs(rows, chunk)
 }
 
 // setConsecutiveIDs gives the rows of chunk, inserted with res, the IDs
