@@ -71,20 +71,27 @@ func TestConcurrentOpen(t *testing.T) {
 	}
 }
 
-func TestSchemaTooNew(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ringd.db")
+// openMigrated makes a database file migrated by this binary, closes the
+// store and opens the file raw, closed when t ends.
+func openMigrated(t *testing.T) (path string, raw *sql.DB) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "ringd.db")
 	s, err := sqlite.Open(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = s.Close()
-
-	// A newer ringd migrated the file further than this binary knows.
-	raw, err := sql.Open("sqlite", path)
-	if err != nil {
+	if raw, err = sql.Open("sqlite", path); err != nil {
 		t.Fatal(err)
 	}
-	_, err = raw.ExecContext(t.Context(), "UPDATE schema_version SET version = version + 1")
+	t.Cleanup(func() { _ = raw.Close() })
+	return path, raw
+}
+
+func TestSchemaTooNew(t *testing.T) {
+	path, raw := openMigrated(t)
+	// A newer ringd migrated the file further than this binary knows.
+	_, err := raw.ExecContext(t.Context(), "UPDATE schema_version SET version = version + 1")
 	_ = raw.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -133,17 +140,7 @@ func TestUpgrade(t *testing.T) {
 // into it or skips any: a migration that changes either must change the
 // dialect too.
 func TestDeliveriesKeepConsecutiveIDs(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ringd.db")
-	s, err := sqlite.Open(t.Context(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = s.Close()
-	raw, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	_, raw := openMigrated(t)
 	var ddl string
 	if err := raw.QueryRowContext(t.Context(), `SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'deliveries'`).Scan(&ddl); err != nil {
 		t.Fatal(err)
