@@ -3,7 +3,9 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -255,4 +257,75 @@ func (f *floor) finishGroup(b *testing.B, cs []claimed) {
 	if err := tx.Commit(); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// BenchmarkPushLogFloor is the floor of the other design docs/performance.md
+// names for the hot path: a push's records appended to a log file instead
+// of rows in SQLite. Per batch of 1000 pushes it encodes each push with its
+// delivery (IDs, user, token, certificate, apns-id, times) and appends
+// them with one write; per group of 256 outcomes it encodes and appends
+// the attempts the same way. There is no claim (leases would live in
+// memory) and no fsync per write, as SQLite's WAL with synchronous=NORMAL
+// has none. What it leaves out, an index to answer the trace, is why it is
+// a floor and not a design.
+func BenchmarkPushLogFloor(b *testing.B) {
+	const users, group = 1000, 256
+	f, err := os.OpenFile(filepath.Join(b.TempDir(), "outbox.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	tokens := make([]string, users)
+	for i := range tokens {
+		tokens[i] = fmt.Sprintf("%064x", i+1)
+	}
+	var buf []byte
+	seq := int64(0)
+	for b.Loop() {
+		now := time.Now().UnixMilli()
+		buf = buf[:0]
+		first := seq + 1
+		for i := range users {
+			seq++
+			id := fmt.Sprintf("%016x-%08x", now, seq)
+			buf = appendPushRecord(buf, seq, id, fmt.Sprint("user-", i), tokens[i], now)
+		}
+		if _, err := f.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+		for start := first; start <= seq; start += group {
+			buf = buf[:0]
+			for d := start; d < min(start+group, seq+1); d++ {
+				buf = appendOutcomeRecord(buf, d, now)
+			}
+			if _, err := f.Write(buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/users, "ns/push")
+}
+
+func appendPushRecord(buf []byte, seq int64, id, user, token string, now int64) []byte {
+	buf = append(buf, 'P')
+	buf = binary.AppendVarint(buf, seq)
+	for _, s := range []string{id, user, token, "production", "alert", id} { // the apns-id is the push ID here
+		buf = binary.AppendUvarint(buf, uint64(len(s)))
+		buf = append(buf, s...)
+	}
+	buf = binary.AppendVarint(buf, floorApp)
+	buf = binary.AppendVarint(buf, 10001)
+	buf = binary.AppendVarint(buf, now)
+	return binary.AppendVarint(buf, now+30_000)
+}
+
+func appendOutcomeRecord(buf []byte, seq, now int64) []byte {
+	buf = append(buf, 'A')
+	buf = binary.AppendVarint(buf, seq)
+	buf = binary.AppendVarint(buf, now)
+	buf = binary.AppendVarint(buf, 200)
+	buf = binary.AppendVarint(buf, 1_000_000)
+	const host = "api.push.apple.com"
+	buf = binary.AppendUvarint(buf, uint64(len(host)))
+	return append(buf, host...)
 }
