@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ringd/ringd/internal/bus"
+	"github.com/ringd/ringd/internal/calls"
 )
 
 // idleConn is the client side of an idle session, opened by hand so that
@@ -135,5 +139,30 @@ func BenchmarkConnect(b *testing.B) {
 		c := idleConn(b, addr, fmt.Sprint(i))
 		_ = c.Close()
 		i++
+	}
+}
+
+// BenchmarkDeliverEvent is one call event on its way from the bus to a
+// connected device: the hub's publish, the session's writer and the
+// frame on the socket, read back by hand. The event is what the calls
+// service publishes for an invitation.
+func BenchmarkDeliverEvent(b *testing.B) {
+	e := newEnv(b, Config{MaxConnsPerIP: -1})
+	addr := strings.TrimPrefix(strings.TrimSuffix(e.wsURL, "/v1/connect"), "ws://")
+	c, br := rawSession(b, addr, "phone", nil)
+	defer c.Close()
+	now := time.Now().UTC()
+	call := &calls.Call{CallID: "9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f", SDKAppID: 1, UUID: "0b7e3a52-64c1-4a57-9d2e-3c1f0e9b8a71",
+		Timeout: 30, Caller: "alice", Media: "video", State: calls.StateRinging, Seq: 1, CreatedAt: now, PushIDs: []string{},
+		Invitees: []calls.Invitee{{User: "uphone", InvitedAt: now, RingDeadline: now.Add(30 * time.Second)}}}
+	payload, err := json.Marshal(calls.Event{Type: calls.EventInvited, CallID: call.CallID, Seq: 1, At: now, TimeLeftMS: 30000, Call: call})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(payload)))
+	for b.Loop() {
+		e.hub.Publish(1, "uphone", bus.Message{Kind: bus.KindEvent, Payload: payload})
+		readRawFrame(b, br)
 	}
 }
