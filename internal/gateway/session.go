@@ -473,19 +473,8 @@ func (s *session) beat() {
 func (s *session) deliver(m bus.Message) (reason string, end bool) {
 	switch m.Kind {
 	case bus.KindEvent:
-		var head struct {
-			CallID string `json:"call_id"`
-			Seq    int64  `json:"seq"`
-		}
-		if err := json.Unmarshal(m.Payload, &head); err != nil {
-			s.logger().Error("undecodable call event on the bus", "err", err)
+		if s.inSync(m.Payload) {
 			return "", false
-		}
-		if last, ok := s.syncSeq[head.CallID]; ok {
-			if head.Seq <= last {
-				return "", false // already in the sync
-			}
-			delete(s.syncSeq, head.CallID)
 		}
 		if err := s.writeRaw(FrameEvent, eventBytes(m.Payload)); err != nil {
 			return "write_error", true
@@ -515,6 +504,33 @@ func (s *session) deliver(m bus.Message) (reason string, end bool) {
 }
 
 // eventBytes wraps a calls.Event's JSON as an event frame.
+// inSync tells whether the client already has the event from its sync
+// (or the event cannot be read). Only while calls of the sync may still
+// send events is the event decoded: otherwise, as nearly always, it goes
+// out as the calls service encoded it, without a second pass over it.
+func (s *session) inSync(event []byte) bool {
+	if len(s.syncSeq) == 0 {
+		return false
+	}
+	var head struct {
+		CallID string `json:"call_id"`
+		Seq    int64  `json:"seq"`
+	}
+	if err := json.Unmarshal(event, &head); err != nil {
+		s.logger().Error("undecodable call event on the bus", "err", err)
+		return true
+	}
+	last, ok := s.syncSeq[head.CallID]
+	if !ok {
+		return false
+	}
+	if head.Seq <= last {
+		return true
+	}
+	delete(s.syncSeq, head.CallID)
+	return false
+}
+
 func eventBytes(ev []byte) []byte {
 	b := make([]byte, 0, len(ev)+32)
 	b = append(b, `{"type":"event","event":`...)
