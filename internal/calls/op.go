@@ -34,6 +34,11 @@ type op struct {
 	staged    []*push.Staged // pushes of this change, written with its record
 	endReason string         // set when this change ended the call
 	dirty     bool           // the record changed without an event (a push recorded)
+
+	// encodedCall is the JSON of encodedFor, the snapshot of the last
+	// event encoded (payload).
+	encodedFor  *Call
+	encodedCall []byte
 }
 
 type publication struct {
@@ -157,10 +162,39 @@ func (o *op) variant(ev Event, typ string) Event {
 	return ev
 }
 
+// payload encodes ev. The events of one change share the call's
+// snapshot (next makes it), and an invitation sends one event per
+// invitee: so the snapshot is encoded once and put after the event's own
+// fields, where json.Marshal would put it (Call is Event's last field).
+// A group call of 16 encoded its call 17 times before.
 func (o *op) payload(ev Event) json.RawMessage {
-	b, err := json.Marshal(ev)
+	if ev.Call == nil {
+		return mustJSON(ev)
+	}
+	if o.encodedFor != ev.Call {
+		o.encodedFor, o.encodedCall = ev.Call, mustJSON(ev.Call)
+	}
+	bare := ev
+	bare.Call = nil
+	b := mustJSON(bare)
+	if len(b) < len(nullCall) || string(b[len(b)-len(nullCall):]) != nullCall {
+		return mustJSON(ev) // Call is no longer last: encode it all
+	}
+	head := b[:len(b)-len(nullCall)+len(callKey)]
+	out := make([]byte, 0, len(head)+len(o.encodedCall)+1)
+	return append(append(append(out, head...), o.encodedCall...), '}')
+}
+
+// nullCall ends an event encoded without its call; callKey is its start.
+const (
+	nullCall = `,"call":null}`
+	callKey  = `,"call":`
+)
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
 	if err != nil {
-		// Event holds only strings, numbers and times: this cannot happen.
+		// Events hold only strings, numbers and times: this cannot happen.
 		panic(fmt.Sprintf("calls: encode event: %v", err))
 	}
 	return b

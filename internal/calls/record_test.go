@@ -2,6 +2,7 @@ package calls
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"strings"
@@ -96,5 +97,43 @@ func TestRecordRoundTripAndLog(t *testing.T) {
 	slog.New(slog.NewTextHandler(&b, nil)).Info("x", "call", r)
 	if !strings.Contains(b.String(), "call.call_id=c1") || strings.Contains(b.String(), "secret") {
 		t.Fatalf("log %s", b.String())
+	}
+}
+
+// The events of one change share one encoding of the call (op.payload);
+// what a device gets must still be exactly json.Marshal's bytes, whatever
+// the event's own fields, and a new snapshot must not get the last one's.
+func TestPayloadIsMarshal(t *testing.T) {
+	now := time.Date(2026, 11, 26, 17, 0, 0, 123e6, time.UTC)
+	answered := now.Add(time.Second)
+	call := &Call{CallID: "c1", SDKAppID: 1, UUID: "0b7e3a52-64c1-4a57-9d2e-3c1f0e9b8a71", Timeout: 30,
+		Caller: "alice", Media: MediaVideo, Data: `<b>&"x"</b>`, State: StateAnswered, CreatedAt: now,
+		AnsweredAt: &answered, Seq: 2, PushIDs: []string{"p1"},
+		Invitees: []Invitee{{User: "bob", Outcome: OutcomeAccepted, InvitedAt: now, RingDeadline: now.Add(30 * time.Second),
+			RespondedAt: &answered, DeviceID: "phone", Devices: []DeviceOutcome{{DeviceID: "phone", Outcome: OutcomeAccepted}}}}}
+	later := cloneCall(call) // another snapshot of the same call, one change on
+	later.Seq, later.State = 3, StateEnded
+
+	o := &op{}
+	tests := []struct {
+		name string
+		ev   Event
+	}{
+		{"no call", Event{Type: EventEnded, CallID: "c1", Seq: 3, At: now}},
+		{"every field", Event{Type: EventInvited, CallID: "c1", Seq: 2, At: now, User: "alice", DeviceID: "phone",
+			Reason: "x", TimeLeftMS: 29000, Call: call}},
+		{"same snapshot, fewer fields", Event{Type: EventAccepted, CallID: "c1", Seq: 2, At: now, Call: call}},
+		{"same snapshot, html in fields", Event{Type: EventState, CallID: "<c1>", Seq: 2, At: now, User: "a&b", Call: call}},
+		{"next snapshot", Event{Type: EventEnded, CallID: "c1", Seq: 3, At: now, Reason: "hangup", Call: &later}},
+		{"first snapshot again", Event{Type: EventState, CallID: "c1", Seq: 2, At: now, Call: call}},
+	}
+	for _, tt := range tests {
+		want, err := json.Marshal(tt.ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := o.payload(tt.ev); string(got) != string(want) {
+			t.Errorf("%s:\n got %s\nwant %s", tt.name, got, want)
+		}
 	}
 }
