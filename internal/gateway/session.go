@@ -503,11 +503,17 @@ func (s *session) deliver(m bus.Message) (reason string, end bool) {
 	return "", false
 }
 
-// eventBytes wraps a calls.Event's JSON as an event frame.
 // inSync tells whether the client already has the event from its sync
-// (or the event cannot be read). Only while calls of the sync may still
-// send events is the event decoded: otherwise, as nearly always, it goes
-// out as the calls service encoded it, without a second pass over it.
+// on connect (or, when there was one, whether the event cannot be read).
+// A session whose sync held no call, the usual one, decodes no event: it
+// sends each as the calls service encoded it, without a second pass. The
+// hub is in-process and carries only what calls encoded; a bus between
+// processes would have to check what it receives at its own boundary.
+//
+// An entry of syncSeq goes only when a later event of its call comes, so
+// an ended call in the sync keeps the session decoding until it closes: a
+// device that reconnects after missing a call. Dropping the entries after
+// a while would let a late event the device already has through twice.
 func (s *session) inSync(event []byte) bool {
 	if len(s.syncSeq) == 0 {
 		return false
@@ -531,6 +537,7 @@ func (s *session) inSync(event []byte) bool {
 	return false
 }
 
+// eventBytes wraps a calls.Event's JSON as an event frame.
 func eventBytes(ev []byte) []byte {
 	b := make([]byte, 0, len(ev)+32)
 	b = append(b, `{"type":"event","event":`...)
