@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
@@ -74,6 +75,9 @@ func TestScenarios(t *testing.T) {
 			if got := metric(t, r, "delivered (APNs 200)"); got != 50 {
 				t.Errorf("delivered %v, want 50", got)
 			}
+			if got := metric(t, r, "ringd allocations per push"); got <= 0 {
+				t.Errorf("allocations per push %v, want > 0", got)
+			}
 			if b, err := os.ReadFile(profile); err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
 				t.Errorf("--cpuprofile: %d bytes, %v; want a gzipped pprof profile", len(b), err)
 			}
@@ -85,10 +89,16 @@ func TestScenarios(t *testing.T) {
 			if got := metric(t, r, "invite errors"); got != 0 {
 				t.Errorf("invite errors %v: %v", got, r.Notes)
 			}
+			if got := metric(t, r, "ringd allocated per invite"); got <= 0 {
+				t.Errorf("allocated per invite %v KiB, want > 0", got)
+			}
 		}},
 		{"call-online", Options{Rate: 20, Duration: 2 * time.Second, Callees: 5}, func(t *testing.T, r *Result) {
 			if got := metric(t, r, "calls completed") + metric(t, r, "invites skipped (all pairs busy)"); got != 40 {
 				t.Errorf("calls completed+skipped %v, want 40 (%v)", got, r.Notes)
+			}
+			if got := metric(t, r, "ringd allocations per call"); got <= 0 {
+				t.Errorf("allocations per call %v, want > 0", got)
 			}
 		}},
 		{"transport", Options{Pushes: 200, Devices: 10, Streams: 8}, func(t *testing.T, r *Result) {
@@ -264,6 +274,49 @@ func TestCheckNoFile(t *testing.T) {
 	if l.Cur < math.MaxInt32 {
 		if err := checkNoFile(int(l.Cur)); err == nil || !strings.Contains(err.Error(), "open files") {
 			t.Errorf("as many connections as the limit (%d): %v, want an error naming open files", l.Cur, err)
+		}
+	}
+}
+
+func TestAddRuntime(t *testing.T) {
+	before := series{"go_memstats_mallocs_total": 1000, "go_memstats_alloc_bytes_total": 1 << 20, "go_gc_duration_seconds_count": 3}
+	after := series{"go_memstats_mallocs_total": 5000, "go_memstats_alloc_bytes_total": 3 << 20, "go_gc_duration_seconds_count": 11}
+	tests := []struct {
+		name          string
+		before, after series
+		n             int64
+		d             time.Duration
+		want          map[string]float64
+		wantNote      bool
+	}{
+		{"per unit", before, after, 10, 4 * time.Second, map[string]float64{
+			"ringd allocations per push": 400, "ringd allocated per push": 204.8, "ringd garbage collections": 2}, false},
+		{"no runtime metrics", series{}, series{"ringd_pushes_total": 5}, 10, time.Second, map[string]float64{}, true},
+		{"no work", before, after, 0, time.Second, map[string]float64{}, false},
+		{"no time", before, after, 10, 0, map[string]float64{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &Result{Params: map[string]any{}}
+			addRuntime(r, tt.before, tt.after, tt.n, "push", tt.d)
+			got := map[string]float64{}
+			for _, m := range r.Metrics {
+				got[m.Name] = m.Value
+			}
+			if !maps.Equal(got, tt.want) {
+				t.Errorf("metrics %v, want %v", got, tt.want)
+			}
+			if (len(r.Notes) > 0) != tt.wantNote {
+				t.Errorf("notes %q, want a note: %v", r.Notes, tt.wantNote)
+			}
+		})
+	}
+}
+
+func TestPlural(t *testing.T) {
+	for unit, want := range map[string]string{"push": "pushes", "invite": "invites", "call": "calls"} {
+		if got := plural(unit); got != want {
+			t.Errorf("plural(%q) = %q, want %q", unit, got, want)
 		}
 	}
 }

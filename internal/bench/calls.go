@@ -195,6 +195,7 @@ func runCallOffline(ctx context.Context, e *env, r *Result) error {
 		r.add("ringd peak RSS", float64(p1.hwm)/(1<<20), "MiB", "VmHWM")
 		addIO(r, p0, p1, ok.Load(), "invite")
 	}
+	addRuntime(r, before, after, ok.Load(), "invite", p1.at.Sub(p0.at))
 	return nil
 }
 
@@ -235,6 +236,10 @@ func runCallOnline(ctx context.Context, e *env, r *Result) error {
 		}
 		free <- &pair{a, b, fmt.Sprintf("onb%d", i)}
 		e.progress.set("setup: %d/%d pairs connected", i+1, o.Callees)
+	}
+	before, err := scrape(ctx, e.hc, e.url)
+	if err != nil {
+		return err
 	}
 	if err := e.profileStart(ctx); err != nil {
 		return err
@@ -308,6 +313,10 @@ func runCallOnline(ctx context.Context, e *env, r *Result) error {
 	if err := e.profileStop(ctx, r); err != nil {
 		return err
 	}
+	after, err := scrape(ctx, e.hc, e.url)
+	if err != nil {
+		return err
+	}
 	r.add("calls completed", float64(ok.Load()), "calls", "invite, accept, hang up")
 	r.add("call errors", float64(errs.Load()), "calls", "")
 	if v := lastErr.Load(); v != nil {
@@ -322,5 +331,6 @@ func runCallOnline(ctx context.Context, e *env, r *Result) error {
 		r.add("ringd peak RSS", float64(p1.hwm)/(1<<20), "MiB", "VmHWM")
 		addIO(r, p0, p1, ok.Load(), "call")
 	}
+	addRuntime(r, before, after, ok.Load(), "call", p1.at.Sub(p0.at))
 	return nil
 }

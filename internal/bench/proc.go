@@ -112,6 +112,7 @@ func readIO(pid int) ioCounts {
 
 // procSample is one reading of a process.
 type procSample struct {
+	at       time.Time // when it was read, also when ok is false
 	cpu      time.Duration
 	rss, hwm int64
 	io       ioCounts
@@ -129,22 +130,31 @@ func addIO(r *Result, p0, p1 procSample, n int64, unit string) {
 		return
 	}
 	per := func(a, b int64) float64 { return float64(b-a) / float64(n) }
-	r.add("ringd write syscalls per "+unit, per(p0.io.writeCalls, p1.io.writeCalls), "calls", "syscw delta of /proc/<pid>/io ÷ "+unit+"s (sockets included)")
-	r.add("ringd read syscalls per "+unit, per(p0.io.readCalls, p1.io.readCalls), "calls", "syscr delta ÷ "+unit+"s (sockets included)")
-	r.add("ringd storage writes per "+unit, per(p0.io.storageWrites, p1.io.storageWrites)/1024, "KiB", "write_bytes delta ÷ "+unit+"s (database, WAL and checkpoints; cancelled_write_bytes not subtracted)")
+	r.add("ringd write syscalls per "+unit, per(p0.io.writeCalls, p1.io.writeCalls), "calls", "syscw delta of /proc/<pid>/io ÷ "+plural(unit)+" (sockets included)")
+	r.add("ringd read syscalls per "+unit, per(p0.io.readCalls, p1.io.readCalls), "calls", "syscr delta ÷ "+plural(unit)+" (sockets included)")
+	r.add("ringd storage writes per "+unit, per(p0.io.storageWrites, p1.io.storageWrites)/1024, "KiB", "write_bytes delta ÷ "+plural(unit)+" (database, WAL and checkpoints; cancelled_write_bytes not subtracted)")
 }
 
 func sampleProc(pid int) procSample {
+	at := time.Now()
 	if pid <= 0 {
-		return procSample{}
+		return procSample{at: at}
 	}
 	c, err := cpuTime(pid)
 	if err != nil {
-		return procSample{}
+		return procSample{at: at}
 	}
 	r, h, err := memStatus(pid)
 	if err != nil {
-		return procSample{}
+		return procSample{at: at}
 	}
-	return procSample{cpu: c, rss: r, hwm: h, io: readIO(pid), ok: true}
+	return procSample{at: at, cpu: c, rss: r, hwm: h, io: readIO(pid), ok: true}
+}
+
+// plural names more than one unit of work ("push" → "pushes").
+func plural(unit string) string {
+	if strings.HasSuffix(unit, "sh") {
+		return unit + "es"
+	}
+	return unit + "s"
 }

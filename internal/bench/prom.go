@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // series are the samples of one /metrics scrape: "name{labels}" -> value,
@@ -166,4 +167,27 @@ func (h histogram) quantile(q float64) float64 {
 		lower, prev = b, c
 	}
 	return lower
+}
+
+// addRuntime reports the Go runtime's work per unit (a push, an invite, a
+// call) between two scrapes of ringd's /metrics: objects and bytes
+// allocated, and the garbage collections over the time d between them. On
+// one core the collector's mark work stops everything else for
+// milliseconds at a time (docs/performance.md), so the allocations per
+// unit set how often the tail meets it. The bench's own scrapes count
+// too: a few thousand allocations each, against millions per run.
+func addRuntime(r *Result, before, after series, n int64, unit string, d time.Duration) {
+	if n <= 0 || d <= 0 {
+		return
+	}
+	delta := func(name string) float64 { return after.sum(name) - before.sum(name) }
+	mallocs := delta("go_memstats_mallocs_total")
+	if mallocs <= 0 {
+		r.note("no Go runtime figures in ringd's /metrics: allocations and collections left out")
+		return
+	}
+	per := func(v float64) float64 { return v / float64(n) }
+	r.add("ringd allocations per "+unit, per(mallocs), "objects", "go_memstats_mallocs_total delta ÷ "+plural(unit))
+	r.add("ringd allocated per "+unit, per(delta("go_memstats_alloc_bytes_total"))/1024, "KiB", "go_memstats_alloc_bytes_total delta ÷ "+plural(unit))
+	r.add("ringd garbage collections", delta("go_gc_duration_seconds_count")/d.Seconds(), "per s", "go_gc_duration_seconds_count delta ÷ time measured")
 }

@@ -144,6 +144,7 @@ func runPush(ctx context.Context, e *env, r *Result) error {
 	} else {
 		r.note("no /proc readings of ringd (give --pid)")
 	}
+	addRuntime(r, before, after, int64(o.Pushes), "push", p1.at.Sub(p0.at))
 	if e.simPID != 0 {
 		r.note("the APNs simulator runs in its own process (pid %d): ringd's CPU excludes it", e.simPID)
 	} else if e.o.URL == "" {
